@@ -1,0 +1,30 @@
+# Two commands set everything up: `make demo` and `make test`. Both go through `make venv`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+# Isolated DDS domain per test run so parallel runs on one machine don't talk to each other.
+ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 100 + 100 )))
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.py setup.cfg constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=23" "setuptools>=64" wheel
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: venv
+	$(VENV)/bin/superpoint demo
+
+test: venv
+	ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) $(PY) -m pytest -q test
+
+lint: venv
+	$(VENV)/bin/ruff check superpoint_ros superpoint_training test launch
+
+clean:
+	rm -rf $(VENV) build install log *.egg-info
