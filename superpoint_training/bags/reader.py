@@ -16,63 +16,65 @@ Helpers for a node that publishes the frames itself and matches answers back by 
 
 The conversion between ``rosbags`` Image messages and numpy lives here, once
 (:func:`image_from_msg`, :func:`image_to_msg`); the writer uses it too. ``rosbags`` message
-classes are plain dataclasses, not ``rclpy`` types, hence an adapter of its own; the table of
-encodings it accepts is :data:`ENCODINGS`.
+classes are plain dataclasses, not ``rclpy`` types, hence a small adapter; the table of
+encodings, the header checks and the raw pixel view are those of
+:mod:`superpoint_ros.ros.conversions` (one home for every encoding rule).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from superpoint_ros.errors import InputError
+from superpoint_ros.errors import InputError, SuperPointError
 
 IMAGE_TOPIC = "/hpatches/image"
 HOMOGRAPHY_TOPIC = "/hpatches/homography"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 HOMOGRAPHY_TYPE = "std_msgs/msg/Float64MultiArray"
 
-# encoding -> (numpy dtype, channels). The encodings the bags carry; images read from files
-# map onto these (8-bit grey -> mono8, 8-bit colour -> bgr8 as OpenCV reads it, ...).
-ENCODINGS: dict[str, tuple[np.dtype, int]] = {
-    "mono8": (np.dtype(np.uint8), 1),
-    "bgr8": (np.dtype(np.uint8), 3),
-    "rgb8": (np.dtype(np.uint8), 3),
-    "bgra8": (np.dtype(np.uint8), 4),
-    "rgba8": (np.dtype(np.uint8), 4),
-    "mono16": (np.dtype(np.uint16), 1),
-}
+
+def _conversions():
+    """The project's one home of image encodings and raw pixel views (shared with the node)."""
+    try:
+        from superpoint_ros.ros import conversions
+    except ImportError as exc:  # sensor_msgs missing: the table's module imports it
+        raise SuperPointError(
+            f"reading or writing image messages needs the ROS 2 message packages ({exc}); "
+            "install the 'ros' extra (pip install '.[ros]') or source a ROS 2 installation"
+        ) from exc
+    return conversions
+
+
+# What an image decoded by OpenCV is stored as, by (dtype, channels); names from ENCODINGS.
+_FILE_ENCODINGS = ("mono8", "bgr8", "bgra8", "mono16")
 
 
 def encoding_for(image: np.ndarray) -> str:
-    """The encoding an image read by OpenCV has: mono8, bgr8, bgra8 or mono16."""
+    """The encoding an image decoded by OpenCV has: mono8, bgr8, bgra8 or mono16."""
+    table = _conversions().ENCODINGS
     channels = 1 if image.ndim == 2 else image.shape[2]
-    by_layout = {
-        (np.dtype(np.uint8), 1): "mono8",
-        (np.dtype(np.uint8), 3): "bgr8",
-        (np.dtype(np.uint8), 4): "bgra8",
-        (np.dtype(np.uint16), 1): "mono16",
-    }
-    key = (image.dtype, channels)
-    if image.ndim not in (2, 3) or key not in by_layout:
-        raise InputError(
-            f"cannot store an image of shape {image.shape} and dtype {image.dtype} in a bag "
-            "(supported: 8-bit grey, BGR, BGRA; 16-bit grey)"
-        )
-    return by_layout[key]
+    for name in _FILE_ENCODINGS:
+        if image.ndim in (2, 3) and table[name] == (image.dtype, channels):
+            return name
+    raise InputError(
+        f"cannot store an image of shape {image.shape} and dtype {image.dtype} in a bag "
+        "(supported: 8-bit grey, BGR, BGRA; 16-bit grey)"
+    )
 
 
 def image_to_msg(typestore, image: np.ndarray, encoding: str, frame_id: str, stamp_ns: int):
-    """A ``rosbags`` ``sensor_msgs/msg/Image`` holding ``image`` (``[H, W]`` or ``[H, W, C]``)
-    with a header of ``frame_id`` and ``stamp_ns`` (nanoseconds). Rows are packed
-    (``step = W * C * itemsize``), multi-byte pixels in this machine's byte order."""
-    if encoding not in ENCODINGS:
-        raise InputError(f"unknown image encoding {encoding!r}; known: {sorted(ENCODINGS)}")
-    dtype, channels = ENCODINGS[encoding]
+    """A ``rosbags`` ``sensor_msgs/msg/Image`` holding ``image`` (``[H, W]`` or ``[H, W, C]``,
+    the encoding's own channel order) with a header of ``frame_id`` and ``stamp_ns``
+    (nanoseconds). Rows are packed (``step = W * C * itemsize``), multi-byte pixels
+    little-endian."""
+    table = _conversions().ENCODINGS
+    if encoding not in table:
+        raise InputError(f"unknown image encoding {encoding!r}; known: {', '.join(table)}")
+    dtype, channels = table[encoding]
     has = 1 if image.ndim == 2 else image.shape[2]
     if image.dtype != dtype or has != channels or image.ndim not in (2, 3):
         raise InputError(
@@ -86,39 +88,27 @@ def image_to_msg(typestore, image: np.ndarray, encoding: str, frame_id: str, sta
         ),
         frame_id=frame_id,
     )
-    data = np.ascontiguousarray(image).reshape(-1).view(np.uint8)
+    pixels = np.ascontiguousarray(image, dtype=dtype.newbyteorder("<"))
     return types[IMAGE_TYPE](
         header=header,
         height=height,
         width=width,
         encoding=encoding,
-        is_bigendian=int(sys.byteorder == "big" and dtype.itemsize > 1),
+        is_bigendian=0,
         step=width * channels * dtype.itemsize,
-        data=data,
+        data=pixels.reshape(-1).view(np.uint8),
     )
 
 
 def image_from_msg(msg) -> np.ndarray:
     """The pixels of a ``rosbags`` ``sensor_msgs/msg/Image`` as ``[H, W]`` (one channel) or
-    ``[H, W, C]``, in the message's encoding (no colour conversion). Honours ``step`` (padded
-    rows) and ``is_bigendian``. Returns a copy the caller owns."""
-    if msg.encoding not in ENCODINGS:
-        raise InputError(
-            f"unsupported image encoding {msg.encoding!r}; known: {sorted(ENCODINGS)}"
-        )
-    dtype, channels = ENCODINGS[msg.encoding]
-    row = msg.width * channels * dtype.itemsize
-    if msg.step < row or len(msg.data) < msg.step * msg.height:
-        raise InputError(
-            f"image message too short: {msg.height}x{msg.width} {msg.encoding} needs step >= "
-            f"{row} and {msg.step * msg.height} bytes, has step {msg.step} and {len(msg.data)}"
-        )
-    raw = np.asarray(msg.data, dtype=np.uint8).reshape(-1)[: msg.step * msg.height]
-    rows = raw.reshape(msg.height, msg.step)[:, :row]
-    pixels = np.ascontiguousarray(rows).view(dtype.newbyteorder(">" if msg.is_bigendian else "<"))
-    pixels = pixels.astype(dtype, copy=False)
-    shape = (msg.height, msg.width) if channels == 1 else (msg.height, msg.width, channels)
-    return pixels.reshape(shape).copy()
+    ``[H, W, C]``, exactly as stored: the encoding's own dtype and channel order, no colour or
+    depth conversion (``superpoint_ros.ros.conversions.image_to_numpy`` does those for the
+    front-end). Honours ``step`` padding and ``is_bigendian``; validates the header as the node
+    does. Returns a native-endian copy the caller owns."""
+    conv = _conversions()
+    dtype, channels, _ = conv._check_image_header(msg, None)
+    return np.array(conv._raw_view(msg, dtype, channels), dtype=dtype)
 
 
 def stamp_ns(header) -> int:
