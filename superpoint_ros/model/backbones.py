@@ -98,3 +98,55 @@ class VGGBNBackbone(VGGBackbone):
 def get_backbone(name: str, **kwargs) -> nn.Module:
     """Instantiate the backbone registered as ``name`` with ``kwargs``."""
     return BACKBONES.get(name)(**kwargs)
+
+
+class SeparableBlock(nn.Module):
+    """Depthwise-separable conv: depthwise 3x3 (stride 1 or 2) -> BN -> ReLU -> pointwise 1x1
+    -> BN -> ReLU (MobileNet v1's block; BN folds into the convs at export time)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, bn_eps: float = 1e-5):
+        super().__init__()
+        self.depthwise = nn.Conv2d(c_in, c_in, 3, stride, 1, groups=c_in, bias=False)
+        self.bn_dw = nn.BatchNorm2d(c_in, eps=bn_eps)
+        self.pointwise = nn.Conv2d(c_in, c_out, 1, bias=False)
+        self.bn_pw = nn.BatchNorm2d(c_out, eps=bn_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn_dw(self.depthwise(x)))
+        return torch.relu(self.bn_pw(self.pointwise(x)))
+
+
+@BACKBONES.register("mobile")
+class MobileBackbone(nn.Module):
+    """A light encoder for embedded GPUs (Jetson): the VGG layout (four stages, output stride
+    8) with depthwise-separable convs. Stage 0 is a full 3x3 conv (one input channel: a
+    depthwise conv would see nothing to mix) and a separable block; each later stage opens
+    with a stride-2 separable block (in place of max-pooling) and ``blocks - 1`` more.
+
+    ``channels``: output channels of the four stages; ``blocks``: separable blocks per stage.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (32, 64, 128, 128),
+        blocks: int = 2,
+        bn_eps: float = 1e-5,
+    ):
+        super().__init__()
+        if len(channels) != 4:
+            raise ValueError(f"mobile backbone needs 4 stage widths, got {list(channels)}")
+        if blocks < 1:
+            raise ValueError(f"blocks must be >= 1, got {blocks}")
+        c0 = channels[0]
+        layers: list[nn.Module] = [ConvBlock(1, c0, 3, norm="bn", bn_eps=bn_eps)]
+        layers += [SeparableBlock(c0, c0, 1, bn_eps) for _ in range(blocks - 1)]
+        c_in = c0
+        for c in channels[1:]:
+            layers.append(SeparableBlock(c_in, c, 2, bn_eps))
+            layers += [SeparableBlock(c, c, 1, bn_eps) for _ in range(blocks - 1)]
+            c_in = c
+        self.layers = nn.Sequential(*layers)
+        self.out_channels = c_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
