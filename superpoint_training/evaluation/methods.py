@@ -1,0 +1,282 @@
+"""Methods under evaluation: a registry of local-feature extractors with their own matchers.
+
+* ``sift``, ``orb``: OpenCV, with the protocol's point budget (best responses kept);
+* any weights file (``.pt``, ``.pth``, ``.pth.tar``...) or exported ``.onnx``: SuperPoint through
+  ``superpoint_ros.frontend.load_frontend``.
+
+Every method maps a uint8 image to the data contract (``keypoints [N, 2]`` float32 (x, y),
+``scores [N]`` float32, ``descriptors [N, D]`` float32) and brings its own matcher, because
+the right distance depends on the descriptor: L2 on L2-normalised SuperPoint/SIFT descriptors
+(``superpoint_ros.matching.match_descriptors``), Hamming on ORB's binary ones. ORB descriptors
+are stored unpacked (256 float32 bits) to keep one array type; its matcher packs them back
+and uses OpenCV's ``NORM_HAMMING`` brute-force matcher.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from superpoint_ros.errors import ConfigError
+from superpoint_ros.matching import MatchConfig, match_descriptors
+from superpoint_ros.registry import Registry
+
+from .protocol import Protocol
+
+log = logging.getLogger(__name__)
+
+METHODS: Registry[type[Method]] = Registry("evaluation method")
+
+
+def _empty(dim: int) -> dict[str, np.ndarray]:
+    return {
+        "keypoints": np.zeros((0, 2), np.float32),
+        "scores": np.zeros(0, np.float32),
+        "descriptors": np.zeros((0, dim), np.float32),
+    }
+
+
+def keep_best(pred: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
+    """The ``k`` highest-scoring points of a prediction, best first (stable for ties)."""
+    order = np.argsort(-pred["scores"], kind="stable")[:k]
+    return {key: np.ascontiguousarray(v[order]) for key, v in pred.items()}
+
+
+class Method:
+    """A local-feature method: ``extract`` per image, ``match``/``nearest`` per pair."""
+
+    kind = "method"
+
+    def __init__(self, name: str, protocol: Protocol):
+        self.name = name
+        self.protocol = protocol
+
+    def identity(self) -> dict[str, Any]:
+        """What determines this method's outputs (cache key): name, versions, file hashes."""
+        return {"kind": self.kind}
+
+    def describe(self) -> dict[str, Any]:
+        """Human-facing details for the report (identity plus notes)."""
+        return self.identity()
+
+    def extract(self, image: np.ndarray, max_keypoints: int) -> dict[str, np.ndarray]:
+        """uint8 image (gray ``[H, W]`` or BGR) -> at most ``max_keypoints`` points, best
+        first: ``keypoints [N, 2]`` float32 (x, y), ``scores [N]``, ``descriptors [N, D]``."""
+        raise NotImplementedError
+
+    def match(self, desc0: np.ndarray, desc1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Descriptor matches ``[M, 2]`` int64 (i0, i1) and distances ``[M]`` float32; mutual
+        nearest neighbours when ``protocol.mutual``."""
+        return match_descriptors(desc0, desc1, MatchConfig(mutual=self.protocol.mutual))
+
+    def nearest(self, desc0: np.ndarray, desc1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest neighbour in ``desc1`` of every row of ``desc0``: ``[N0, 2]``, ``[N0]``."""
+        return match_descriptors(desc0, desc1, MatchConfig(mutual=False))
+
+
+@METHODS.register("sift")
+class SiftMethod(Method):
+    """OpenCV SIFT; descriptors L2-normalised (float32, 128-D), scores are the responses."""
+
+    kind = "sift"
+
+    def __init__(self, name: str, protocol: Protocol):
+        super().__init__(name, protocol)
+        self._detectors: dict[int, Any] = {}
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": self.kind, "opencv": cv2.__version__}
+
+    def _detector(self, k: int):
+        if k not in self._detectors:
+            self._detectors[k] = cv2.SIFT_create(nfeatures=k)
+        return self._detectors[k]
+
+    def extract(self, image: np.ndarray, max_keypoints: int) -> dict[str, np.ndarray]:
+        kps, desc = self._detector(max_keypoints).detectAndCompute(_gray(image), None)
+        if not kps or desc is None:
+            return _empty(128)
+        desc = desc.astype(np.float32)
+        desc /= np.maximum(np.linalg.norm(desc, axis=1, keepdims=True), 1e-12)
+        pred = {
+            "keypoints": np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2),
+            "scores": np.array([kp.response for kp in kps], np.float32),
+            "descriptors": desc,
+        }
+        return keep_best(pred, max_keypoints)
+
+
+@METHODS.register("orb")
+class OrbMethod(Method):
+    """OpenCV ORB; 256-bit descriptors unpacked to float32 0/1, matched by Hamming distance."""
+
+    kind = "orb"
+    BITS = 256
+
+    def __init__(self, name: str, protocol: Protocol):
+        super().__init__(name, protocol)
+        self._detectors: dict[int, Any] = {}
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": self.kind, "opencv": cv2.__version__}
+
+    def _detector(self, k: int):
+        if k not in self._detectors:
+            self._detectors[k] = cv2.ORB_create(nfeatures=k)
+        return self._detectors[k]
+
+    def extract(self, image: np.ndarray, max_keypoints: int) -> dict[str, np.ndarray]:
+        kps, desc = self._detector(max_keypoints).detectAndCompute(_gray(image), None)
+        if not kps or desc is None:
+            return _empty(self.BITS)
+        pred = {
+            "keypoints": np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2),
+            "scores": np.array([kp.response for kp in kps], np.float32),
+            "descriptors": np.unpackbits(desc, axis=1).astype(np.float32),
+        }
+        return keep_best(pred, max_keypoints)
+
+    @staticmethod
+    def pack(desc: np.ndarray) -> np.ndarray:
+        """float32 0/1 bits ``[N, 256]`` -> OpenCV's uint8 ``[N, 32]``."""
+        return np.packbits(np.asarray(desc) > 0.5, axis=1)
+
+    def _bf_match(self, desc0, desc1, cross_check: bool) -> tuple[np.ndarray, np.ndarray]:
+        if len(desc0) == 0 or len(desc1) == 0:
+            return np.zeros((0, 2), np.int64), np.zeros(0, np.float32)
+        matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=cross_check)
+        found = matcher.match(self.pack(desc0), self.pack(desc1))
+        if not found:
+            return np.zeros((0, 2), np.int64), np.zeros(0, np.float32)
+        matches = np.array([[m.queryIdx, m.trainIdx] for m in found], np.int64)
+        dist = np.array([m.distance for m in found], np.float32)
+        order = np.argsort(matches[:, 0], kind="stable")
+        return matches[order], dist[order]
+
+    def match(self, desc0, desc1):
+        return self._bf_match(desc0, desc1, cross_check=self.protocol.mutual)
+
+    def nearest(self, desc0, desc1):
+        return self._bf_match(desc0, desc1, cross_check=False)
+
+
+@METHODS.register("superpoint")
+class SuperPointMethod(Method):
+    """A SuperPoint model (weights file or ``.onnx``) through the project's front-end.
+
+    One front-end is built with the larger point budget; smaller budgets keep its best points
+    (NMS does not depend on the budget, so that equals extracting with the smaller one).
+    ``.onnx`` files carry their own baked settings; where they differ from the protocol, the
+    report says so.
+    """
+
+    kind = "superpoint"
+
+    def __init__(self, name: str, protocol: Protocol, path: str | Path, backend: str = "auto"):
+        super().__init__(name, protocol)
+        self.path = Path(path)
+        self.backend = backend
+        self._frontend = None
+        self._sha = None
+        self.deviations: dict[str, Any] = {}
+
+    def _file_sha(self) -> str:
+        if self._sha is None:
+            from superpoint_ros.frontend.metadata import file_sha256
+
+            self._sha = file_sha256(self.path)
+        return self._sha
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "file": self.path.name,
+            "sha256": self._file_sha(),
+            "backend": self.backend,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        out = {**self.identity(), "path": str(self.path)}
+        if self._frontend is not None:
+            out["backend_used"] = self._frontend.backend_name
+            out["frontend_config"] = self._frontend.config.to_dict()
+        if self.deviations:
+            out["protocol_deviations"] = self.deviations
+        return out
+
+    def frontend(self):
+        if self._frontend is None:
+            from superpoint_ros.frontend import load_frontend
+
+            p = self.protocol
+            wanted = {
+                "max_keypoints": max(p.rep_max_keypoints, p.hom_max_keypoints),
+                "nms_radius": p.nms_radius,
+                "detection_threshold": p.detection_threshold,
+                "border": p.border,
+                "resize": None,
+            }
+            if self.path.suffix.lower() == ".onnx":
+                fe = load_frontend(self.path, backend=self.backend, config={"resize": None})
+                baked = fe.config
+                self.deviations = {
+                    k: {"protocol": v, "file": getattr(baked, k)}
+                    for k, v in wanted.items()
+                    if k != "resize" and getattr(baked, k) != v
+                }
+                if self.deviations:
+                    log.warning(
+                        "%s was exported with settings other than the protocol's: %s",
+                        self.path.name,
+                        self.deviations,
+                    )
+            else:
+                fe = load_frontend(self.path, backend=self.backend, config=wanted)
+            self._frontend = fe
+        return self._frontend
+
+    def extract(self, image: np.ndarray, max_keypoints: int) -> dict[str, np.ndarray]:
+        pred = self.frontend()(image)
+        pred = {k: np.asarray(v, np.float32) for k, v in pred.items()}
+        return keep_best(pred, max_keypoints)
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return image
+
+
+_MODEL_SUFFIX = re.compile(r"\.(pt|pth|tar|ckpt|onnx)$", re.IGNORECASE)
+
+
+def method_name(spec: str) -> str:
+    """Display name of a method spec: ``sift`` -> ``sift``, ``runs/sp/best.pt`` -> ``best``."""
+    if spec in METHODS and spec != "superpoint":
+        return spec
+    name = Path(spec).name
+    while _MODEL_SUFFIX.search(name):
+        name = _MODEL_SUFFIX.sub("", name)
+    return name or spec
+
+
+def get_method(
+    spec: str, protocol: Protocol, name: str | None = None, backend: str = "auto"
+) -> Method:
+    """Resolve ``sift``, ``orb``, a weights file or an ``.onnx`` to a ``Method``."""
+    name = name or method_name(spec)
+    if spec in METHODS and spec != "superpoint":
+        return METHODS.get(spec)(name, protocol)
+    path = Path(spec)
+    if path.is_file():
+        return SuperPointMethod(name, protocol, path, backend=backend)
+    valid = ", ".join(n for n in METHODS.names() if n != "superpoint")
+    raise ConfigError(
+        f"unknown method {spec!r}: not a file and not one of {valid} "
+        "(pass a weights file, an .onnx, or a built-in baseline)"
+    )

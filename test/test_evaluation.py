@@ -1,0 +1,360 @@
+"""Offline evaluation: dataset readers, method matchers, the cached pipeline and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from superpoint_ros.errors import ConfigError, InputError
+from superpoint_training.cli.main import main as cli_main
+from superpoint_training.evaluation.datasets import (
+    ILLUMINATION,
+    VIEWPOINT,
+    find_sequences,
+    iter_pairs,
+    load_sequence,
+    make_pair,
+)
+from superpoint_training.evaluation.evaluate import cached_extraction, evaluate
+from superpoint_training.evaluation.methods import OrbMethod, get_method
+from superpoint_training.evaluation.protocol import Protocol
+
+SMALL = Protocol(
+    rep_size=(96, 128), hom_size=(192, 256), rep_max_keypoints=150, hom_max_keypoints=300
+)
+
+
+def _write_h(path: Path, H: np.ndarray) -> None:
+    path.write_text("\n".join(" ".join(f"{v:.10g}" for v in row) for row in H) + "\n")
+
+
+def _write_sequence(folder: Path, layout: str, images: list[np.ndarray], Hs: list[np.ndarray]):
+    folder.mkdir(parents=True)
+    ext = ".pgm" if images[0].ndim == 2 and layout == "oxford" else ".ppm"
+    for i, img in enumerate(images, start=1):
+        name = f"img{i}{ext}" if layout == "oxford" else f"{i}.ppm"
+        if img.ndim == 2 and ext == ".ppm":
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        assert cv2.imwrite(str(folder / name), img)
+    for n, H in enumerate(Hs, start=2):
+        _write_h(folder / (f"H1to{n}p" if layout == "oxford" else f"H_1_{n}"), H)
+
+
+def _photo(size=(240, 320)) -> np.ndarray:
+    from skimage import data
+
+    img = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+    return cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
+def _viewpoint_homographies(size=(240, 320)) -> list[np.ndarray]:
+    h, w = size
+    out = []
+    for k in range(1, 6):  # growing rotation about the centre + zoom + a little perspective
+        a = np.deg2rad(4 * k)
+        s = 1 + 0.04 * k
+        c, t = np.array([w / 2, h / 2]), np.eye(3)
+        t[:2, 2] = -c
+        R = np.array(
+            [
+                [s * np.cos(a), -s * np.sin(a), 0],
+                [s * np.sin(a), s * np.cos(a), 0],
+                [2e-5 * k, 1e-5 * k, 1],
+            ]
+        )
+        back = np.eye(3)
+        back[:2, 2] = c
+        out.append(back @ R @ t)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """Two generated sequences in the HPatches layout: v_astro (known warps of a real photo)
+    and i_astro (the same view under changing brightness, identity homographies)."""
+    root = tmp_path_factory.mktemp("hpatches")
+    photo = _photo()
+    Hs = _viewpoint_homographies()
+    warped = [cv2.warpPerspective(photo, H, (320, 240)) for H in Hs]
+    _write_sequence(root / "v_astro", "hpatches", [photo, *warped], Hs)
+    lit = [
+        np.clip(photo * g + b, 0, 255).astype(np.uint8)
+        for g, b in ((0.6, 0), (0.8, 20), (1.2, 0), (0.5, 40), (1.4, -30))
+    ]
+    _write_sequence(root / "i_astro", "hpatches", [photo, *lit], [np.eye(3)] * 5)
+    return root
+
+
+# --- dataset readers --------------------------------------------------------------------------
+
+
+def test_rescaled_homography_by_hand(tmp_path):
+    img = np.zeros((60, 80), np.uint8)
+    T = np.array([[1.0, 0, 10], [0, 1, 5], [0, 0, 1]])
+    _write_sequence(tmp_path / "v_t", "hpatches", [img, img], [T])
+    seq = load_sequence(tmp_path / "v_t")
+    pair = make_pair(seq, 2, size=(120, 160))
+    assert pair["image0"].shape == (120, 160) and pair["image0"].dtype == np.uint8
+    assert pair["size0"] == (60, 80)
+    # Twice the size (pixel centres: x' = 2x + 0.5): a 10 px shift becomes 20 px.
+    np.testing.assert_allclose(pair["H_0to1"], [[1, 0, 20], [0, 1, 10], [0, 0, 1]], atol=1e-9)
+    # No resize: the file's homography unchanged.
+    np.testing.assert_allclose(make_pair(seq, 2)["H_0to1"], T)
+
+
+def test_rescaled_homography_for_images_of_different_sizes(tmp_path):
+    # Image 1 is 60x80, image 2 is 30x40, H = identity; both stretched to 120x160:
+    # x' -> x = (x' + 0.5) / 2 - 0.5 -> x'' = (x + 0.5) * 4 - 0.5 = 2 x' + 0.5.
+    _write_sequence(
+        tmp_path / "graf",
+        "oxford",
+        [np.zeros((60, 80), np.uint8), np.zeros((30, 40), np.uint8)],
+        [np.eye(3)],
+    )
+    seq = load_sequence(tmp_path / "graf")
+    assert seq.layout == "oxford" and seq.kind == VIEWPOINT
+    pair = make_pair(seq, 2, size=(120, 160))
+    np.testing.assert_allclose(pair["H_0to1"], [[2, 0, 0.5], [0, 2, 0.5], [0, 0, 1]], atol=1e-9)
+    assert pair["name1"] == "graf/img2.pgm" and pair["size1"] == (30, 40)
+
+
+def test_layouts_kinds_and_discovery(tmp_path, tiny_dataset):
+    img = np.zeros((32, 32), np.uint8)
+    _write_sequence(tmp_path / "leuven", "oxford", [img] * 3, [np.eye(3)] * 2)
+    assert load_sequence(tmp_path / "leuven").kind == ILLUMINATION
+    assert load_sequence(tmp_path) is None  # a folder of sequences is not a sequence
+    seqs = find_sequences(tiny_dataset)
+    assert [(s.name, s.kind, s.layout) for s in seqs] == [
+        ("i_astro", ILLUMINATION, "hpatches"),
+        ("v_astro", VIEWPOINT, "hpatches"),
+    ]
+    assert [s.name for s in find_sequences(tiny_dataset / "v_astro")] == ["v_astro"]
+    pairs = list(iter_pairs(seqs[1], size=(48, 64), targets=(2, 3, 9)))
+    assert [(p["index0"], p["index1"]) for p in pairs] == [(1, 2), (1, 3)]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="no sequence"):
+        find_sequences(empty)
+    with pytest.raises(InputError, match="does not exist"):
+        find_sequences(tmp_path / "missing")
+
+
+def test_homography_from_another_reference(tiny_dataset):
+    seq = load_sequence(tiny_dataset / "v_astro")
+    H12, H13 = seq.homography(2), seq.homography(3)
+    np.testing.assert_allclose(seq.homography(3, reference=2), H13 @ np.linalg.inv(H12))
+
+
+# --- methods ----------------------------------------------------------------------------------
+
+
+def test_orb_matcher_uses_hamming_distance():
+    def bits(ones):
+        b = np.zeros(256, np.float32)
+        b[ones] = 1
+        return b
+
+    d0 = np.stack([bits([]), bits(slice(0, 128)), bits(slice(None))])
+    d1 = np.stack([bits(slice(0, 120)), bits(slice(0, 246)), bits(slice(0, 5))])
+    # Hamming distances: row 0: 120, 246, 5; row 1: 8, 118, 123; row 2: 136, 10, 251.
+    orb = OrbMethod("orb", Protocol())
+    matches, dist = orb.match(d0, d1)
+    np.testing.assert_array_equal(matches, [[0, 2], [1, 0], [2, 1]])
+    np.testing.assert_array_equal(dist, [5, 8, 10])
+    # Plain nearest neighbours: d1 row 2 is the nearest of d0 row 0 even when not mutual.
+    nn, nd = orb.nearest(d0[:1], d1[1:])
+    np.testing.assert_array_equal(nn, [[0, 1]])
+    assert nd.tolist() == [5]
+
+
+def test_baselines_respect_the_point_budget():
+    img = _photo()
+    for name in ("sift", "orb"):
+        m = get_method(name, Protocol())
+        pred = m.extract(img, 50)
+        assert 0 < len(pred["keypoints"]) <= 50
+        assert pred["keypoints"].dtype == np.float32 and pred["descriptors"].dtype == np.float32
+        assert len(pred["descriptors"]) == len(pred["keypoints"])
+        assert np.all(np.diff(pred["scores"]) <= 0)  # best first
+    sift = get_method("sift", Protocol()).extract(img, 50)
+    np.testing.assert_allclose(np.linalg.norm(sift["descriptors"], axis=1), 1, rtol=1e-5)
+    blank = get_method("orb", Protocol()).extract(np.zeros((64, 64), np.uint8), 50)
+    assert blank["keypoints"].shape == (0, 2) and blank["descriptors"].shape == (0, 256)
+    with pytest.raises(ConfigError, match="orb, sift"):
+        get_method("surf", Protocol())
+
+
+# --- pipeline ---------------------------------------------------------------------------------
+
+
+def test_cache_is_reused_and_refused_when_the_data_changes(tmp_path, tiny_dataset):
+    seq = load_sequence(tiny_dataset / "i_astro")
+    orb = get_method("orb", SMALL)
+    arrays, meta, hit = cached_extraction(orb, seq, SMALL, tmp_path)
+    assert not hit and meta["protocol_key"] == SMALL.key()
+    arrays2, _, hit = cached_extraction(orb, seq, SMALL, tmp_path)
+    assert hit and arrays2.keys() == arrays.keys()
+    np.testing.assert_array_equal(arrays2["hom_1_keypoints"], arrays["hom_1_keypoints"])
+    # The cache of another protocol lives elsewhere; this one is not reused.
+    other = SMALL.replace(rep_max_keypoints=100)
+    _, _, hit = cached_extraction(get_method("orb", other), seq, other, tmp_path)
+    assert not hit
+    # A changed image invalidates the cache made from the old one.
+    image = seq.images[3]
+    st = image.stat()
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    _, _, hit = cached_extraction(orb, load_sequence(seq.path), SMALL, tmp_path)
+    assert not hit
+
+
+def test_evaluate_cli_end_to_end(tmp_path, tiny_dataset, capsys):
+    out = tmp_path / "report"
+    args = [
+        "evaluate",
+        "--dataset",
+        str(tiny_dataset),
+        "--method",
+        "sift",
+        "--method",
+        "orb",
+        "-o",
+        str(out),
+        "--quiet",
+        "--set",
+        "rep_size=96x128",
+        "--set",
+        "hom_size=192x256",
+        "--set",
+        "hom_max_keypoints=300",
+    ]
+    assert cli_main(args) == 0
+    assert "| sift |" in capsys.readouterr().out
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["protocol"]["hom_size"] == [192, 256]
+    assert report["protocol"]["rep_max_keypoints"] == 300
+    assert set(report["methods"]) == {"sift", "orb"}
+    for name, m in report["methods"].items():
+        for key in (
+            "repeatability",
+            "mle",
+            "homography_accuracy",
+            "nn_map",
+            "matching_score",
+            "pairs",
+            "splits",
+            "sequences",
+        ):
+            assert key in m, (name, key)
+        assert set(m["homography_accuracy"]) == {"1", "3", "5"}
+        assert m["pairs"] == 10
+        assert set(m["splits"]) == {"all", "illumination", "viewpoint"}
+        assert m["splits"]["illumination"]["pairs"] == 5
+        assert set(m["sequences"]) == {"i_astro", "v_astro"}
+        assert (out / "matches" / name / "v_astro_1-4.png").is_file()
+        assert m["timing"]["extracted_sequences"] == 2
+    sift = report["methods"]["sift"]
+    # Identity homographies under brightness changes: SIFT gets every illumination pair.
+    assert sift["splits"]["illumination"]["homography_accuracy"]["3"] == 1.0
+    assert sift["splits"]["viewpoint"]["homography_accuracy"]["5"] >= 0.6
+    assert 0.3 < sift["splits"]["viewpoint"]["repeatability"] <= 1.0
+    for png in ("accuracy_vs_threshold.png", "per_sequence.png"):
+        img = cv2.imread(str(out / png))
+        assert img is not None and img.shape[0] > 100
+    md = (out / "report.md").read_text()
+    assert "| sift |" in md and "hom_size" in md and "context only" in md and "opencv" in md
+    # Second run: everything from the cache, same numbers.
+    assert cli_main(args) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["methods"]["orb"]["timing"]["cached_sequences"] == 2
+    assert again["methods"]["orb"]["nn_map"] == report["methods"]["orb"]["nn_map"]
+    # User errors end with one line and exit 1.
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--dataset",
+                str(tiny_dataset),
+                "--method",
+                "surf",
+                "-o",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 1
+    )
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--dataset",
+                str(tiny_dataset),
+                "--method",
+                "sift",
+                "-o",
+                str(out),
+                "--set",
+                "nms=2",
+            ]
+        )
+        == 1
+    )
+
+
+def test_evaluate_superpoint_weights_and_onnx(tmp_path, tiny_dataset, monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # auto-export cache
+    from superpoint_ros.export import export_onnx
+    from superpoint_ros.frontend import FrontendConfig
+    from superpoint_ros.model.superpoint import ModelConfig, SuperPointNet
+    from superpoint_ros.model.weights import checkpoint_dict, load_weights, save_checkpoint
+
+    torch.manual_seed(0)
+    weights = save_checkpoint(
+        tmp_path / "random.pt", checkpoint_dict(SuperPointNet(ModelConfig()))
+    )
+    onnx = export_onnx(
+        load_weights(weights), tmp_path / "random.onnx", FrontendConfig(max_keypoints=200)
+    )
+    p = SMALL.replace(targets=(2, 3))
+    report = evaluate(
+        tiny_dataset / "v_astro",
+        [str(weights), str(onnx)],
+        tmp_path / "r",
+        protocol=p,
+        backend="auto",
+        progress=False,
+        plots=False,
+    )
+    assert list(report["methods"]) == ["random", "random-2"]
+    pt, ox = report["methods"]["random"], report["methods"]["random-2"]
+    assert pt["kind"] == "superpoint" and pt["pairs"] == 2
+    assert ox["backend_used"] == "onnxruntime" and pt["backend_used"] in ("onnxruntime", "torch")
+    # The .onnx was exported with 200 points: the report says it differs from the protocol.
+    assert ox["protocol_deviations"]["max_keypoints"] == {"protocol": 300, "file": 200}
+    for m in (pt, ox):
+        assert m["nn_map"] is not None and 0 <= m["matching_score"] <= 1
+        assert max(r["keypoints0"] for r in m["pair_results"]) <= 300
+
+
+def test_sift_sanity_on_real_graffiti(shared_data, tmp_path):
+    seq_dir = shared_data / "hpatches" / "v_graffiti"
+    report = evaluate(
+        seq_dir,
+        ["sift"],
+        tmp_path,
+        protocol=Protocol(targets=(2,)),
+        cache_dir=None,
+        progress=False,
+        plots=False,
+    )
+    pair = report["methods"]["sift"]["pair_results"][0]
+    assert pair["pair"] == "1-2" and pair["kind"] == VIEWPOINT
+    assert pair["correct"]["5"] is True
+    assert 0.2 < pair["repeatability"] < 0.9
+    assert pair["mle"] < 3
