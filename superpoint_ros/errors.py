@@ -16,3 +16,11 @@ class BackendUnavailable(SuperPointError):
 
 class InputError(SuperPointError, ValueError):
     """An image or file that cannot be processed (empty, wrong dtype, unreadable...)."""
+
+
+class ImageConversionError(InputError):
+    """An image message that cannot be converted (encoding, size, step or data length)."""
+
+
+class PointCloudSchemaError(InputError):
+    """A PointCloud2 whose fields or sizes do not follow the documented features/matches schema."""

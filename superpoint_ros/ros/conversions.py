@@ -35,6 +35,10 @@ Feature and match messages (``sensor_msgs/PointCloud2``, height 1, width N, litt
 Errors caused by what arrives on a topic raise :class:`ImageConversionError` or
 :class:`PointCloudSchemaError` (both :class:`~superpoint_ros.errors.InputError`); wrong arrays
 handed to the ``*_to_msg`` builders are bugs of the caller and raise ``ValueError``.
+
+The encoding table, the header checks and the raw pixel view live in the ROS-free
+:mod:`superpoint_ros.image_encodings` (shared with the bag code, which must not need
+``sensor_msgs``) and are re-exported here; the error classes live in :mod:`superpoint_ros.errors`.
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from superpoint_ros.errors import ConfigError, InputError
+from superpoint_ros.errors import ConfigError, ImageConversionError, PointCloudSchemaError
+from superpoint_ros.image_encodings import ENCODINGS, check_image_header, raw_image_view
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -56,6 +61,7 @@ __all__ = [
     "MATCH_FIELDS",
     "ImageConversionError",
     "PointCloudSchemaError",
+    "check_image_header",
     "compressed_to_numpy",
     "copy_header",
     "cv_bridge_available",
@@ -67,23 +73,12 @@ __all__ = [
     "matches_from_msg",
     "matches_to_msg",
     "numpy_to_image",
+    "raw_image_view",
 ]
 
 # Largest image accepted by default (pixels): 4096 x 4096. Guards the node against a header that
 # announces an absurd size and would stall inference; the node exposes it as a parameter.
 DEFAULT_MAX_PIXELS = 4096 * 4096
-
-# encoding -> (element dtype, channels). Element byte order is fixed per message by is_bigendian.
-ENCODINGS: dict[str, tuple[np.dtype, int]] = {
-    "mono8": (np.dtype(np.uint8), 1),
-    "8UC1": (np.dtype(np.uint8), 1),
-    "mono16": (np.dtype(np.uint16), 1),
-    "bgr8": (np.dtype(np.uint8), 3),
-    "8UC3": (np.dtype(np.uint8), 3),
-    "rgb8": (np.dtype(np.uint8), 3),
-    "bgra8": (np.dtype(np.uint8), 4),
-    "rgba8": (np.dtype(np.uint8), 4),
-}
 
 # One cv2 colour conversion per encoding that is not already gray or BGR.
 _TO_BGR = {
@@ -91,14 +86,6 @@ _TO_BGR = {
     "rgba8": cv2.COLOR_RGBA2BGR,
     "bgra8": cv2.COLOR_BGRA2BGR,
 }
-
-
-class ImageConversionError(InputError):
-    """An image message that cannot be converted (encoding, size, step or data length)."""
-
-
-class PointCloudSchemaError(InputError):
-    """A PointCloud2 whose fields or sizes do not follow the documented features/matches schema."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,52 +128,6 @@ def cv_bridge_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def _check_image_header(msg: Image, max_pixels: int | None) -> tuple[np.dtype, int, int]:
-    """Validate encoding, size, step and data length; return (element dtype, channels, bpp)."""
-    if msg.encoding not in ENCODINGS:
-        raise ImageConversionError(
-            f"unsupported image encoding {msg.encoding!r}; accepted: {', '.join(ENCODINGS)}"
-        )
-    dtype, channels = ENCODINGS[msg.encoding]
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height == 0 or width == 0:
-        raise ImageConversionError(f"zero-size image ({height}x{width}, {msg.encoding})")
-    if max_pixels is not None and height * width > max_pixels:
-        raise ImageConversionError(
-            f"image {height}x{width} has {height * width} pixels, more than the limit "
-            f"max_pixels={max_pixels}"
-        )
-    bpp = dtype.itemsize * channels
-    if step < width * bpp:
-        raise ImageConversionError(
-            f"step {step} is smaller than width*bytes_per_pixel = {width}*{bpp} = {width * bpp} "
-            f"({msg.encoding})"
-        )
-    if len(msg.data) != step * height:
-        raise ImageConversionError(
-            f"data length {len(msg.data)} != step*height = {step}*{height} = {step * height} "
-            f"({height}x{width} {msg.encoding})"
-        )
-    return dtype, channels, bpp
-
-
-def _raw_view(msg: Image, dtype: np.dtype, channels: int) -> np.ndarray:
-    """``msg.data`` seen as ``[H, W]`` or ``[H, W, C]`` elements in the message's byte order.
-
-    No copy: rows are ``step`` bytes apart, so padding is skipped by the strides. The header
-    must have been validated (numpy checks the view stays inside the buffer anyway).
-    """
-    if dtype.itemsize > 1:
-        dtype = dtype.newbyteorder(">" if msg.is_bigendian else "<")
-    height, width = int(msg.height), int(msg.width)
-    shape: tuple[int, ...] = (height, width)
-    strides: tuple[int, ...] = (int(msg.step), dtype.itemsize * channels)
-    if channels > 1:
-        shape += (channels,)
-        strides += (dtype.itemsize,)
-    return np.ndarray(shape=shape, dtype=dtype, buffer=msg.data, strides=strides)
 
 
 def _cv_bridge_view(msg: Image) -> np.ndarray:
@@ -249,7 +190,7 @@ def image_to_numpy(
     ``len(data) != step * height``.
     """
     _check_mono16_shift(mono16_shift)
-    dtype, channels, bpp = _check_image_header(msg, max_pixels)
+    dtype, channels, bpp = check_image_header(msg, max_pixels)
     unpadded = int(msg.step) == int(msg.width) * bpp
     if use_cv_bridge is None:
         use_cv_bridge = unpadded and cv_bridge_available()
@@ -261,7 +202,7 @@ def image_to_numpy(
         if raw.shape != expected:
             raise ImageConversionError(f"cv_bridge gave shape {raw.shape}, expected {expected}")
     else:
-        raw = _raw_view(msg, dtype, channels)
+        raw = raw_image_view(msg, dtype, channels)
     if msg.encoding == "mono16":
         return _mono16_to_8(raw, mono16_shift)
     code = _TO_BGR.get(msg.encoding)

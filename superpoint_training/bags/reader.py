@@ -17,8 +17,9 @@ Helpers for a node that publishes the frames itself and matches answers back by 
 The conversion between ``rosbags`` Image messages and numpy lives here, once
 (:func:`image_from_msg`, :func:`image_to_msg`); the writer uses it too. ``rosbags`` message
 classes are plain dataclasses, not ``rclpy`` types, hence a small adapter; the table of
-encodings, the header checks and the raw pixel view are those of
-:mod:`superpoint_ros.ros.conversions` (one home for every encoding rule).
+encodings, the header checks and the raw pixel view are those of the ROS-free
+:mod:`superpoint_ros.image_encodings`, shared with the node's conversions (one home for every
+encoding rule), so reading and writing bags needs no ROS message package.
 """
 
 from __future__ import annotations
@@ -29,24 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from superpoint_ros.errors import InputError, SuperPointError
+from superpoint_ros.errors import InputError
+from superpoint_ros.image_encodings import ENCODINGS, check_image_header, raw_image_view
 
 IMAGE_TOPIC = "/hpatches/image"
 HOMOGRAPHY_TOPIC = "/hpatches/homography"
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 HOMOGRAPHY_TYPE = "std_msgs/msg/Float64MultiArray"
-
-
-def _conversions():
-    """The project's one home of image encodings and raw pixel views (shared with the node)."""
-    try:
-        from superpoint_ros.ros import conversions
-    except ImportError as exc:  # sensor_msgs missing: the table's module imports it
-        raise SuperPointError(
-            f"reading or writing image messages needs the ROS 2 message packages ({exc}); "
-            "install the 'ros' extra (pip install '.[ros]') or source a ROS 2 installation"
-        ) from exc
-    return conversions
 
 
 # What an image decoded by OpenCV is stored as, by (dtype, channels); names from ENCODINGS.
@@ -55,10 +45,9 @@ _FILE_ENCODINGS = ("mono8", "bgr8", "bgra8", "mono16")
 
 def encoding_for(image: np.ndarray) -> str:
     """The encoding an image decoded by OpenCV has: mono8, bgr8, bgra8 or mono16."""
-    table = _conversions().ENCODINGS
     channels = 1 if image.ndim == 2 else image.shape[2]
     for name in _FILE_ENCODINGS:
-        if image.ndim in (2, 3) and table[name] == (image.dtype, channels):
+        if image.ndim in (2, 3) and ENCODINGS[name] == (image.dtype, channels):
             return name
     raise InputError(
         f"cannot store an image of shape {image.shape} and dtype {image.dtype} in a bag "
@@ -71,10 +60,9 @@ def image_to_msg(typestore, image: np.ndarray, encoding: str, frame_id: str, sta
     the encoding's own channel order) with a header of ``frame_id`` and ``stamp_ns``
     (nanoseconds). Rows are packed (``step = W * C * itemsize``), multi-byte pixels
     little-endian."""
-    table = _conversions().ENCODINGS
-    if encoding not in table:
-        raise InputError(f"unknown image encoding {encoding!r}; known: {', '.join(table)}")
-    dtype, channels = table[encoding]
+    if encoding not in ENCODINGS:
+        raise InputError(f"unknown image encoding {encoding!r}; known: {', '.join(ENCODINGS)}")
+    dtype, channels = ENCODINGS[encoding]
     has = 1 if image.ndim == 2 else image.shape[2]
     if image.dtype != dtype or has != channels or image.ndim not in (2, 3):
         raise InputError(
@@ -106,9 +94,8 @@ def image_from_msg(msg) -> np.ndarray:
     depth conversion (``superpoint_ros.ros.conversions.image_to_numpy`` does those for the
     front-end). Honours ``step`` padding and ``is_bigendian``; validates the header as the node
     does. Returns a native-endian copy the caller owns."""
-    conv = _conversions()
-    dtype, channels, _ = conv._check_image_header(msg, None)
-    return np.array(conv._raw_view(msg, dtype, channels), dtype=dtype)
+    dtype, channels, _ = check_image_header(msg, None)
+    return np.array(raw_image_view(msg, dtype, channels), dtype=dtype)
 
 
 def stamp_ns(header) -> int:
