@@ -57,8 +57,10 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     flat = torch.cat([scores.reshape(b, -1), scores.new_zeros(b, k)], dim=1)
     values, index = torch.topk(flat, k, dim=1)
     index = torch.where(values > 0, index, torch.zeros_like(index))
-    x = torch.remainder(index, w)
-    y = torch.div(index, w, rounding_mode="floor")
+    # Non-negative indices: truncating division is floor division (and avoids Mod, which not
+    # every TensorRT version parses for integers).
+    y = torch.div(index, w, rounding_mode="trunc")
+    x = index - y * w
     return values, torch.stack([x, y], dim=-1).to(scores.dtype)
 
 
@@ -93,16 +95,19 @@ def sample_descriptors(
     b, d, hc, wc = dense.shape
     dense = F.normalize(dense, dim=1)
     uv = descriptor_cell_coords(keypoints, (hc, wc), sampling)
-    u = uv[..., 0].clamp(min=0).clamp(max=(wc - 1))
-    v = uv[..., 1].clamp(min=0).clamp(max=(hc - 1))
+    # Bounds that depend on the input size are applied with Max/Min against tensors rather
+    # than Clip, whose non-constant bounds older TensorRT parsers reject.
+    ones = torch.ones_like(uv[..., 0])
+    u = torch.minimum(torch.relu(uv[..., 0]), ones * (wc - 1))
+    v = torch.minimum(torch.relu(uv[..., 1]), ones * (hc - 1))
     u0 = u.floor()
     v0 = v.floor()
     fu = (u - u0)[:, None]  # [B, 1, K]
     fv = (v - v0)[:, None]
+    u1 = torch.minimum(u0 + 1, ones * (wc - 1)).long()
+    v1 = torch.minimum(v0 + 1, ones * (hc - 1)).long()
     u0 = u0.long()
     v0 = v0.long()
-    u1 = (u0 + 1).clamp(max=wc - 1)
-    v1 = (v0 + 1).clamp(max=hc - 1)
     flat = dense.reshape(b, d, -1)
 
     def at(vv: torch.Tensor, uu: torch.Tensor) -> torch.Tensor:
