@@ -25,8 +25,9 @@ from superpoint_training.cli.benchmark import benchmark_image
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS) if DEFAULT_WEIGHTS.is_file()
-                        else None)
+    parser.add_argument(
+        "--weights", default=str(DEFAULT_WEIGHTS) if DEFAULT_WEIGHTS.is_file() else None
+    )
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--sizes", default="240x320,480x640")
     args = parser.parse_args()
@@ -51,7 +52,7 @@ def main() -> None:
         h, w = (int(v) for v in size.split("x"))
         x = prepare(benchmark_image((h, w)), None).tensor
         times = {k: [] for k in sessions}
-        for name, s in sessions.items():  # warm-up
+        for s in sessions.values():  # warm-up
             for _ in range(3):
                 s.run(None, {"image": x})
         for _ in range(args.runs):
@@ -62,8 +63,10 @@ def main() -> None:
         net_ms = np.median(times["network"]) * 1e3
         fe_ms = np.median(times["frontend"]) * 1e3
         ratios = np.array(times["frontend"]) / np.array(times["network"])
-        print(f"{size:<10}{net_ms:>12.1f}{fe_ms:>14.1f}{fe_ms / net_ms:>8.3f}"
-              f"   (median of per-pair ratios {np.median(ratios):.3f})")
+        print(
+            f"{size:<10}{net_ms:>12.1f}{fe_ms:>14.1f}{fe_ms / net_ms:>8.3f}"
+            f"   (median of per-pair ratios {np.median(ratios):.3f})"
+        )
 
 
 if __name__ == "__main__":

@@ -121,9 +121,13 @@ def test_prepare_resize_maps_keypoints_back():
     p = prepare(np.zeros((100, 200), np.uint8), (48, 96))
     assert p.tensor.shape == (1, 1, 48, 96)
     out = finalize(
-        {"keypoints": np.array([[47.5, 23.5]], np.float32), "scores": np.array([0.5], np.float32),
-         "descriptors": np.ones((1, 4), np.float32) / 2},
-        p, FrontendConfig(border=0),
+        {
+            "keypoints": np.array([[47.5, 23.5]], np.float32),
+            "scores": np.array([0.5], np.float32),
+            "descriptors": np.ones((1, 4), np.float32) / 2,
+        },
+        p,
+        FrontendConfig(border=0),
     )
     # Centre of the resized image maps to the centre of the original one: (99.5, 49.5).
     assert out["keypoints"].tolist() == [[99.5, 49.5]]
@@ -140,7 +144,8 @@ def test_finalize_drops_empty_slots_and_padding_border():
 
 
 @pytest.mark.parametrize(
-    "image", [np.zeros((0, 5), np.uint8), np.zeros((4, 4), np.float32), np.zeros((4, 4, 2), np.uint8)]
+    "image",
+    [np.zeros((0, 5), np.uint8), np.zeros((4, 4), np.float32), np.zeros((4, 4, 2), np.uint8)],
 )
 def test_bad_images_raise_input_error(image):
     with pytest.raises(InputError):
