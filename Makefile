@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
-# Isolated DDS domain per test run so parallel runs on one machine don't talk to each other.
-ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 100 + 100 )))
+# An isolated DDS domain per test run (10..99, inside the range safe on Linux) so parallel
+# runs on one machine do not talk to each other.
+ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 90 + 10 )))
 
 .PHONY: venv demo test lint bench clean
 

@@ -51,7 +51,7 @@ setup(
         "tensorrt": ["tensorrt>=8.5"] + TORCH,
         "dev": TRAIN + ROS_WHEELS + ["pytest>=7", "pytest-timeout>=2", "ruff>=0.4"],
     },
-    zip_safe=True,
+    zip_safe=False,
     entry_points={
         "console_scripts": [
             "superpoint = superpoint_training.cli.main:main",
