@@ -265,18 +265,38 @@ def _json_float(v: Any) -> Any:
 def versions() -> dict[str, str | None]:
     """Versions of Python and the libraries that shape the numbers (without importing torch)."""
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for dist in ("numpy", "opencv-python-headless", "opencv-python", "torch", "onnxruntime"):
+    for dist in (
+        "numpy",
+        "opencv-python-headless",
+        "opencv-python",
+        "opencv-contrib-python",
+        "torch",
+        "onnxruntime",
+    ):
         try:
             out[dist] = _metadata.version(dist)
         except _metadata.PackageNotFoundError:
-            out[dist] = None
+            if not dist.startswith("opencv"):  # one of the OpenCV wheels is enough
+                out[dist] = None
     import cv2
 
     out["cv2"] = cv2.__version__
     out["platform"] = platform.platform()
-    out["processor"] = platform.processor() or platform.machine()
+    out["processor"] = _cpu_name() or platform.processor() or platform.machine()
+    out["cpu_count"] = str(os.cpu_count())
     out["git_revision"] = _git_revision()
     return out
+
+
+def _cpu_name() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def _git_revision() -> str | None:
