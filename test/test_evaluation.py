@@ -306,6 +306,14 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_dataset, capsys):
     )
 
 
+def test_show_protocol_and_missing_options(capsys):
+    assert cli_main(["evaluate", "--show-protocol", "--set", "eps=2"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["eps"] == [2.0] and shown["key"] == Protocol(eps=(2.0,)).key()
+    assert cli_main(["evaluate", "--method", "sift"]) == 1
+    assert "--dataset, -o" in capsys.readouterr().err
+
+
 def test_evaluate_superpoint_weights_and_onnx(tmp_path, tiny_dataset, monkeypatch):
     torch = pytest.importorskip("torch")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # auto-export cache

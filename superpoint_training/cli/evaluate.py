@@ -21,7 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset",
         action="append",
-        required=True,
         metavar="DIR",
         help="a sequence folder (HPatches 1..6.ppm + H_1_N, or Oxford img1..6 + H1toNp) or a "
         "folder of them; repeat to combine several",
@@ -29,11 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method",
         action="append",
-        required=True,
         metavar="M",
         help="sift, orb, a weights file (.pt/.pth/.tar) or an exported .onnx; repeat",
     )
-    parser.add_argument("-o", "--output", required=True, metavar="REPORT_DIR")
+    parser.add_argument(
+        "-o", "--output", metavar="REPORT_DIR", help="report folder (created; required)"
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -72,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from superpoint_ros.errors import ConfigError
     from superpoint_training.evaluation.evaluate import evaluate, summary_table
     from superpoint_training.evaluation.protocol import Protocol
 
@@ -79,6 +80,17 @@ def run(args: argparse.Namespace) -> int:
     if args.show_protocol:
         print(json.dumps({**protocol.to_dict(), "key": protocol.key()}, indent=2))
         return 0
+    missing = [
+        opt
+        for opt, value in (
+            ("--dataset", args.dataset),
+            ("--method", args.method),
+            ("-o", args.output),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigError(f"evaluate needs {', '.join(missing)} (see superpoint evaluate -h)")
     cache = None if args.no_cache else (args.cache_dir or "default")
     report = evaluate(
         args.dataset,
