@@ -18,6 +18,8 @@ COMMAND = "evaluate"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from superpoint_ros.backends import BACKEND_CHOICES  # light: no backend library imported
+
     parser.add_argument(
         "--dataset",
         action="append",
@@ -50,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         default="auto",
-        choices=["auto", "torch", "onnxruntime", "tensorrt"],
+        choices=BACKEND_CHOICES,
         help="inference backend for SuperPoint models (default: auto)",
     )
     parser.add_argument(
