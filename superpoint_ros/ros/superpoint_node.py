@@ -1,0 +1,487 @@
+"""``superpoint_node``: camera images in; keypoints, descriptors, matches and tracks out.
+
+Topics (``~`` is the node's name, ``/superpoint_node`` by default):
+
+* subscribes ``image`` (``sensor_msgs/Image``, or ``sensor_msgs/CompressedImage`` with
+  ``use_compressed``), sensor-data QoS (best effort, depth 1) unless overridden;
+* publishes ``~/features`` and ``~/matches`` (``sensor_msgs/PointCloud2``, schemas in
+  ``superpoint_ros.ros.conversions`` and ``docs/ros_topics.md``), ``~/debug_image``
+  (``sensor_msgs/Image`` bgr8, drawn only while someone subscribes) and ``/diagnostics``
+  (``diagnostic_msgs/DiagnosticArray``). Every output header is the input image's header.
+
+Latency never builds up: the subscription callback only drops the message into a one-slot
+mailbox; a worker thread takes the newest frame, runs the front-end and publishes. A frame
+replaced in the mailbox before the worker took it is counted as dropped.
+
+The node only wires parameters, QoS, topics and threads to the pure core: parameters in
+``node_config``, messages in ``conversions``, track ids in ``tracks``, drawing in ``draw``,
+inference in ``superpoint_ros.frontend``. With an ``.onnx`` (or engine) file and the
+``onnxruntime`` (or ``tensorrt``) backend, PyTorch is never imported (see the
+``torch_imported`` diagnostics value).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+)
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+
+from ..errors import InputError, SuperPointError
+from ..frontend import load_frontend
+from ..matching import match_descriptors
+from .conversions import (
+    compressed_to_numpy,
+    features_to_msg,
+    image_to_numpy,
+    matches_to_msg,
+    numpy_to_image,
+)
+from .draw import draw_debug_image
+from .node_config import PARAMETERS, NodeConfig, ParamSpec, parse_node_config
+from .tracks import TrackIds, one_to_one
+
+try:  # rclpy >= Humble; the fallback keeps older or unusual builds importable
+    from rclpy.executors import ExternalShutdownException
+except ImportError:  # pragma: no cover
+
+    class ExternalShutdownException(Exception):  # type: ignore[no-redef]
+        """Stand-in: never raised where rclpy does not define it."""
+
+
+NODE_NAME = "superpoint_node"
+WARN_THROTTLE_S = 5.0
+OUTPUT_DEPTH = 10  # reliable, keep last 10: a consumer that stalls loses old frames, not new
+# Parameters every ROS node understands; an override of them is not a typo.
+_ROS_BUILTIN_PARAMETERS = ("use_sim_time", "start_type_description_service")
+
+_RELIABILITY = {
+    "best_effort": ReliabilityPolicy.BEST_EFFORT,
+    "reliable": ReliabilityPolicy.RELIABLE,
+    "system_default": ReliabilityPolicy.SYSTEM_DEFAULT,
+}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def parameter_descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    """The ``rcl_interfaces`` descriptor of a table entry: type, description, range, read-only
+    (values are read once at start-up; restart the node to change them)."""
+    types = {
+        bool: ParameterType.PARAMETER_BOOL,
+        int: ParameterType.PARAMETER_INTEGER,
+        float: ParameterType.PARAMETER_DOUBLE,
+        str: ParameterType.PARAMETER_STRING,
+    }
+    descriptor = ParameterDescriptor(
+        name=spec.name,
+        type=types[spec.type],
+        description=spec.description,
+        additional_constraints=spec.constraints(),
+        read_only=True,
+    )
+    if spec.low is not None and spec.type is int:
+        descriptor.integer_range = [
+            IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=0)
+        ]
+    elif spec.low is not None and spec.type is float:
+        descriptor.floating_point_range = [
+            FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high), step=0.0)
+        ]
+    return descriptor
+
+
+class Mailbox:
+    """One slot: ``put`` replaces what the consumer has not taken yet (newest frame wins)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: Any = None
+        self._closed = False
+
+    def put(self, item: Any) -> bool:
+        """Store ``item``; True when it replaced an item nobody took (a dropped frame)."""
+        with self._cond:
+            replaced = self._item is not None
+            self._item = item
+            self._cond.notify()
+        return replaced
+
+    def take(self, timeout: float) -> Any:
+        """The stored item (emptying the slot), or None after ``timeout`` s or when closed."""
+        with self._cond:
+            if self._item is None and not self._closed:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class Stats:
+    """Counters and recent timings, shared by the worker and the executor's timers."""
+
+    def __init__(self, keep: int = 20000) -> None:
+        self.lock = threading.Lock()
+        self.start = time.monotonic()
+        self.counts = collections.Counter()
+        self.received = collections.deque(maxlen=keep)  # monotonic arrival times
+        # (monotonic end time, processing s, front-end s, keypoints, matches)
+        self.processed = collections.deque(maxlen=keep)
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            self.counts[name] += n
+
+    def window(self, seconds: float) -> dict[str, float]:
+        """Rates and timings over the last ``seconds`` (or since start, if shorter)."""
+        now = time.monotonic()
+        span = max(1e-6, min(seconds, now - self.start))
+        with self.lock:
+            received = sum(1 for t in self.received if t > now - span)
+            done = [p for p in self.processed if p[0] > now - span]
+            counts = dict(self.counts)
+        out = {"input_rate_hz": received / span, "output_rate_hz": len(done) / span}
+        if done:
+            proc = np.array([p[1] for p in done]) * 1e3
+            front = np.array([p[2] for p in done]) * 1e3
+            out.update(
+                processing_ms_mean=float(proc.mean()),
+                processing_ms_p95=float(np.percentile(proc, 95)),
+                processing_ms_max=float(proc.max()),
+                frontend_ms_mean=float(front.mean()),
+                keypoints_mean=float(np.mean([p[3] for p in done])),
+                matches_mean=float(np.mean([p[4] for p in done])),
+            )
+        for name in ("received", "processed", "dropped", "bad_inputs", "errors", "debug_images"):
+            out[name] = counts.get(name, 0)
+        return out
+
+
+@dataclass
+class _Frame:
+    """What the next frame is matched against."""
+
+    key: tuple  # (frame_id, height, width): a change breaks the tracks
+    stamp_ns: int
+    keypoints: np.ndarray
+    descriptors: np.ndarray
+
+
+class SuperPointNode(Node):
+    """Declares and reads the parameters; :meth:`start` loads the model and wires the topics."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self.config: NodeConfig | None = None
+        self.frontend = None
+        self.stats = Stats()
+        self.mailbox = Mailbox()
+        self.tracks = TrackIds()
+        self._previous: _Frame | None = None
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._last_report = {"dropped": 0, "bad_inputs": 0, "errors": 0}
+        self.debug_pub = None
+        self.matches_pub = None
+
+    # ---------------------------------------------------------------------------------- setup
+
+    def read_config(self) -> NodeConfig:
+        """Declare every parameter of the table and parse the values (ConfigError if bad)."""
+        from rclpy.exceptions import (
+            InvalidParameterTypeException,
+            InvalidParameterValueException,
+        )
+
+        from ..errors import ConfigError
+
+        for spec in PARAMETERS:
+            try:
+                self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
+            except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+                allowed = ", ".join(filter(None, [spec.type.__name__, spec.constraints()]))
+                raise ConfigError(
+                    f"parameter {spec.name}: {_one_line(exc)} (allowed: {allowed})"
+                ) from None
+        known = {p.name for p in PARAMETERS} | set(_ROS_BUILTIN_PARAMETERS)
+        overrides = getattr(self, "_parameter_overrides", {}) or {}
+        unknown = sorted(
+            n for n in overrides if n not in known and not n.startswith("qos_overrides.")
+        )
+        if unknown:
+            self.get_logger().warning(
+                f"ignoring unknown parameters {unknown} (typo? valid: {', '.join(sorted(known))})"
+            )
+        values = {p.name: self.get_parameter(p.name).value for p in PARAMETERS}
+        if values["weights"]:
+            values["weights"] = os.path.expanduser(values["weights"])
+        return parse_node_config(values)
+
+    def start(self) -> None:
+        """Load the front-end (start-up errors raise ``SuperPointError``) and wire everything."""
+        cfg = self.config = self.read_config()
+        t0 = time.perf_counter()
+        self.frontend = load_frontend(
+            cfg.weights,
+            cfg.backend,
+            cfg.frontend_overrides(),
+            fp16=cfg.fp16,
+            cache_dir=cfg.cache_dir,
+            threads=cfg.threads,
+        )
+        warm = cfg.resize or (240, 320)
+        self.frontend(np.zeros(warm, np.uint8))  # builds lazy state; fails here, not later
+        load_s = time.perf_counter() - t0
+        info = self.frontend.backend.info
+        where = info.details.get("providers") or info.details.get("device") or ""
+        self.get_logger().info(
+            f"model {cfg.weights or 'default'} on {self.frontend.backend_name} {where} "
+            f"(descriptor dim {self.frontend.descriptor_dim}, max {cfg.frontend.max_keypoints} "
+            f"keypoints, resize {cfg.resize or 'none'}); loaded in {load_s:.1f} s; "
+            f"torch {'loaded' if 'torch' in sys.modules else 'not loaded'}"
+        )
+        if cfg.match_mode != "off" and self.frontend.descriptor_dim == 0:
+            self.get_logger().warning(
+                "this model has no descriptors (MagicPoint): ~/matches stays empty"
+            )
+
+        self.features_pub = self.create_publisher(PointCloud2, "~/features", OUTPUT_DEPTH)
+        if cfg.match_mode != "off":
+            self.matches_pub = self.create_publisher(PointCloud2, "~/matches", OUTPUT_DEPTH)
+        if cfg.publish_debug_image:
+            self.debug_pub = self.create_publisher(Image, "~/debug_image", OUTPUT_DEPTH)
+        if cfg.diagnostics_period > 0:
+            self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_DEPTH)
+            self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
+        if cfg.log_period > 0:
+            self.create_timer(cfg.log_period, self._log_stats)
+
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=cfg.qos_depth,
+            reliability=_RELIABILITY[cfg.qos_reliability],
+        )
+        msg_type = CompressedImage if cfg.use_compressed else Image
+        self.image_sub = self.create_subscription(msg_type, "image", self._on_image, qos)
+        self._worker = threading.Thread(target=self._work, name="superpoint_worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"listening on {self.image_sub.topic_name} ({msg_type.__name__}, "
+            f"{cfg.qos_reliability}, depth {cfg.qos_depth})"
+        )
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        self.mailbox.close()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+        super().destroy_node()
+
+    # ------------------------------------------------------------------------------- runtime
+
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        """Executor thread: only hand the frame over (never blocks on inference)."""
+        with self.stats.lock:
+            self.stats.counts["received"] += 1
+            self.stats.received.append(time.monotonic())
+        if self.mailbox.put(msg):
+            self.stats.count("dropped")
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            msg = self.mailbox.take(timeout=0.2)
+            if msg is None:
+                continue
+            try:
+                self._process(msg)
+            except InputError as exc:
+                self.stats.count("bad_inputs")
+                self.get_logger().warning(
+                    f"skipping a bad input frame (stamp {msg.header.stamp.sec}."
+                    f"{msg.header.stamp.nanosec:09d}, frame_id {msg.header.frame_id!r}): "
+                    f"{_one_line(exc)}",
+                    throttle_duration_sec=WARN_THROTTLE_S,
+                )
+            except Exception as exc:  # a bug or a backend failure: keep serving, say it loudly
+                if self._stop.is_set() or not self.context.ok():
+                    return  # shutting down: publishers are gone
+                self.stats.count("errors")
+                self.get_logger().error(
+                    f"frame failed: {type(exc).__name__}: {_one_line(exc)}\n"
+                    + traceback.format_exc(),
+                    throttle_duration_sec=WARN_THROTTLE_S,
+                )
+
+    def _to_numpy(self, msg: Image | CompressedImage) -> np.ndarray:
+        cfg = self.config
+        if isinstance(msg, CompressedImage):
+            return compressed_to_numpy(
+                msg, max_pixels=cfg.max_image_pixels, mono16_shift=cfg.mono16_shift
+            )
+        return image_to_numpy(msg, max_pixels=cfg.max_image_pixels, mono16_shift=cfg.mono16_shift)
+
+    def _process(self, msg: Image | CompressedImage) -> None:
+        t0 = time.perf_counter()
+        image = self._to_numpy(msg)
+        t1 = time.perf_counter()
+        result = self.frontend(image)
+        t2 = time.perf_counter()
+        keypoints, descriptors = result["keypoints"], result["descriptors"]
+        header = msg.header
+        self.features_pub.publish(
+            features_to_msg(header, keypoints, result["scores"], descriptors)
+        )
+
+        # Tracks break where matching the previous frame makes no sense.
+        stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+        key = (header.frame_id, image.shape[0], image.shape[1])
+        previous = self._previous
+        if previous is not None and (previous.key != key or stamp_ns < previous.stamp_ns):
+            previous = None
+            self.tracks.reset()
+        matches = np.zeros((0, 2), np.int64)
+        distances = np.zeros(0, np.float32)
+        if previous is not None and descriptors.shape[1] and self.matches_pub is not None:
+            matches, distances = match_descriptors(
+                previous.descriptors, descriptors, self.config.match
+            )
+            if not self.config.match.mutual:
+                matches, distances = one_to_one(matches, distances)
+        track_ids = self.tracks.update(len(keypoints), matches)
+        kpts0 = previous.keypoints[matches[:, 0]] if previous is not None else np.zeros((0, 2))
+        kpts1 = keypoints[matches[:, 1]]
+        if self.matches_pub is not None:
+            similarity = 1.0 - 0.5 * distances.astype(np.float32) ** 2  # cosine similarity
+            self.matches_pub.publish(
+                matches_to_msg(
+                    header, kpts0, kpts1, similarity, matches[:, 0], matches[:, 1], track_ids
+                )
+            )
+        self._previous = _Frame(key, stamp_ns, keypoints, descriptors)
+
+        if self.debug_pub is not None and self.debug_pub.get_subscription_count() > 0:
+            drawn = draw_debug_image(image, keypoints, kpts0, kpts1, track_ids)
+            self.debug_pub.publish(numpy_to_image(drawn, "bgr8", header))
+            self.stats.count("debug_images")
+        t3 = time.perf_counter()
+        with self.stats.lock:
+            self.stats.counts["processed"] += 1
+            self.stats.processed.append(
+                (time.monotonic(), t3 - t0, t2 - t1, len(keypoints), len(matches))
+            )
+
+    # --------------------------------------------------------------------------- reporting
+
+    def _publish_diagnostics(self) -> None:
+        cfg = self.config
+        w = self.stats.window(max(cfg.diagnostics_period, 1.0))
+        new_bad = w["bad_inputs"] - self._last_report["bad_inputs"]
+        new_errors = w["errors"] - self._last_report["errors"]
+        self._last_report.update(bad_inputs=w["bad_inputs"], errors=w["errors"])
+        status = DiagnosticStatus()
+        status.name = f"{self.get_fully_qualified_name()}: SuperPoint front-end"
+        status.hardware_id = self.frontend.backend_name
+        if new_errors:
+            status.level, status.message = DiagnosticStatus.ERROR, f"{new_errors} frames failed"
+        elif new_bad:
+            status.level, status.message = DiagnosticStatus.WARN, f"{new_bad} bad input frames"
+        elif w["received"] == 0:
+            status.level, status.message = DiagnosticStatus.OK, "waiting for images"
+        else:
+            status.level, status.message = DiagnosticStatus.OK, "ok"
+        values = {
+            "backend": self.frontend.backend_name,
+            "weights": cfg.weights or "default",
+            "descriptor_dim": self.frontend.descriptor_dim,
+            "torch_imported": "torch" in sys.modules,
+            **w,
+        }
+        status.values = [
+            KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v))
+            for k, v in values.items()
+        ]
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        array.status = [status]
+        self.diag_pub.publish(array)
+
+    def _log_stats(self) -> None:
+        w = self.stats.window(self.config.log_period)
+        dropped = w["dropped"] - self._last_report["dropped"]
+        self._last_report["dropped"] = w["dropped"]
+        timing = (
+            f"processing {w['processing_ms_mean']:.1f} ms mean / {w['processing_ms_p95']:.1f} "
+            f"p95 (front-end {w['frontend_ms_mean']:.1f}), {w['keypoints_mean']:.0f} keypoints, "
+            f"{w['matches_mean']:.0f} matches"
+            if "processing_ms_mean" in w
+            else "nothing processed"
+        )
+        self.get_logger().info(
+            f"in {w['input_rate_hz']:.1f} Hz, out {w['output_rate_hz']:.1f} Hz, {timing}; "
+            f"dropped {dropped} (total {w['dropped']}), bad inputs {w['bad_inputs']}, "
+            f"errors {w['errors']}"
+        )
+
+
+def _shutdown() -> None:
+    try_shutdown = getattr(rclpy, "try_shutdown", None)
+    if try_shutdown is not None:
+        try_shutdown()
+    elif rclpy.ok():  # pragma: no cover - rclpy without try_shutdown
+        rclpy.shutdown()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``superpoint_node``: 0 after a normal shutdown, 1 on a start-up error."""
+    rclpy.init(args=args)
+    node: SuperPointNode | None = None
+    try:
+        node = SuperPointNode()
+        logger = node.get_logger()
+        try:
+            node.start()
+        except SuperPointError as exc:
+            logger.fatal(f"cannot start: {_one_line(exc)}")
+            return 1
+        except (KeyboardInterrupt, ExternalShutdownException):
+            raise
+        except Exception as exc:  # not a user error: one line here, the traceback at debug
+            logger.fatal(f"cannot start: {type(exc).__name__}: {_one_line(exc)}")
+            logger.debug(traceback.format_exc())
+            return 1
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        _shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

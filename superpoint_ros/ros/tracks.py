@@ -1,0 +1,80 @@
+"""Persistent track ids from frame-to-frame matches (pure numpy, no rclpy).
+
+A track is born when a keypoint of the previous frame is matched to one of the current frame
+and it had no track yet: both get a new id. A keypoint matched to a previous keypoint that
+has a track inherits its id. Unmatched keypoints have no track (the chain breaks: if the point
+is matched again later, it starts a new track). Ids count up from 0 and wrap at 2**32 (the
+``uint32`` of the ``~/matches`` message); only matches that start a track use up ids.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NO_TRACK = -1
+ID_MODULO = 2**32
+
+
+def one_to_one(matches: np.ndarray, distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep, for each current keypoint (column 1), only its closest match.
+
+    ``matches [M, 2]`` int64 ``(i0, i1)`` and ``distances [M]``; returns the kept rows in their
+    original order. One-way nearest-neighbour matching can send several previous keypoints to
+    one current keypoint; a track needs one predecessor. Ties keep the first listed.
+    """
+    matches = np.asarray(matches, np.int64).reshape(-1, 2)
+    distances = np.asarray(distances, np.float32).reshape(-1)
+    if len(matches) != len(distances):
+        raise ValueError(f"{len(matches)} matches but {len(distances)} distances")
+    order = np.lexsort((np.arange(len(matches)), distances))  # by distance, then position
+    _, first = np.unique(matches[order, 1], return_index=True)
+    keep = np.sort(order[first])
+    return matches[keep], distances[keep]
+
+
+class TrackIds:
+    """Track ids of the previous frame's keypoints, advanced one frame per :meth:`update`."""
+
+    def __init__(self) -> None:
+        self._previous = np.zeros(0, np.int64)  # id per previous keypoint, NO_TRACK if none
+        self._next_id = 0
+
+    @property
+    def next_id(self) -> int:
+        """The id the next new track will get."""
+        return self._next_id
+
+    def reset(self) -> None:
+        """Forget the previous frame (after a camera, size or time discontinuity). Ids keep
+        counting, so an old id is never reused for a new track (until the uint32 wraps)."""
+        self._previous = np.zeros(0, np.int64)
+
+    def update(self, num_current: int, matches: np.ndarray) -> np.ndarray:
+        """Advance to the current frame of ``num_current`` keypoints.
+
+        ``matches [M, 2]`` ``(i0, i1)``: index into the previous frame (the one given to the
+        last ``update``) and into the current one; each ``i1`` at most once. Returns the
+        track id (uint32) of each match, ``[M]``. The first frame after construction or
+        :meth:`reset` must come with no matches.
+        """
+        matches = np.asarray(matches, np.int64).reshape(-1, 2)
+        n_prev = len(self._previous)
+        if len(matches):
+            i0, i1 = matches[:, 0], matches[:, 1]
+            if i0.min() < 0 or i0.max() >= n_prev:
+                raise ValueError(f"match index i0 outside the previous {n_prev} keypoints")
+            if i1.min() < 0 or i1.max() >= num_current:
+                raise ValueError(f"match index i1 outside the current {num_current} keypoints")
+            if len(np.unique(i1)) != len(i1):
+                raise ValueError("a current keypoint has several matches (use one_to_one)")
+            if len(np.unique(i0)) != len(i0):
+                raise ValueError("a previous keypoint has several matches")
+        ids = self._previous[matches[:, 0]].copy()
+        new = ids == NO_TRACK
+        count = int(new.sum())
+        ids[new] = (self._next_id + np.arange(count, dtype=np.int64)) % ID_MODULO
+        self._next_id = (self._next_id + count) % ID_MODULO
+        current = np.full(num_current, NO_TRACK, np.int64)
+        current[matches[:, 1]] = ids
+        self._previous = current
+        return ids.astype(np.uint32)

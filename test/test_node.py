@@ -1,0 +1,814 @@
+"""``superpoint_node``: the pure parts (parameter table, track ids, drawing, mailbox) and the real
+node, started as a subprocess (``.venv/bin/superpoint_node --ros-args ...``) and talked to with
+a real rclpy publisher and subscribers over real DDS.
+
+Every run uses its own ``ROS_DOMAIN_ID`` (derived from the pid), given to the node's
+environment and to this process' rclpy context, so parallel runs don't see each other. The node
+runs an ONNX export of a random-weights SuperPoint on the ONNX Runtime backend (what a robot
+without a GPU runs); only the "matches are correct under a known homography" test needs trained
+weights: ``$SUPERPOINT_TEST_WEIGHTS`` or the packaged ``superpoint_ros/weights/superpoint_demo.pt``
+(it skips with the reason when neither exists).
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from superpoint_ros.errors import ConfigError
+from superpoint_ros.ros.draw import draw_debug_image, track_colors
+from superpoint_ros.ros.node_config import (
+    DEFAULTS,
+    PARAMETER_NAMES,
+    PARAMETERS,
+    parse_node_config,
+)
+from superpoint_ros.ros.tracks import TrackIds, one_to_one
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config" / "superpoint.yaml"
+DOMAIN_ID = 150 + os.getpid() % 80  # one DDS domain per test run (valid ids: 0..232)
+MAX_KP = 150  # baked into the test export; the node is told the same
+SIZE = (120, 160)  # (height, width) of the test frames: small, so CPU inference is quick
+MAX_PIXELS = 100_000  # the node's max_image_pixels in the tests (240x320 = 76,800 fits)
+FRAME_ID = "test_camera"
+NODE = "/superpoint_node"
+TIMEOUT = 20.0
+
+
+def _node_executable() -> str:
+    local = Path(sys.executable).parent / "superpoint_node"
+    found = str(local) if local.exists() else shutil.which("superpoint_node")
+    if not found:
+        pytest.skip("the superpoint_node console script is not installed (pip install -e .)")
+    return found
+
+
+def _natural_image(size=SIZE) -> np.ndarray:
+    """A real photo (scikit-image's cameraman), uint8 gray, stretched to ``size``."""
+    data = pytest.importorskip("skimage.data")
+    return cv2.resize(data.camera(), (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
+# =============================================================================================
+# Pure parts: no ROS needed
+
+
+def test_parameter_table_matches_the_yaml_and_parses_to_defaults():
+    shipped = yaml.safe_load(CONFIG.read_text())["superpoint_node"]["ros__parameters"]
+    assert list(shipped) == list(PARAMETER_NAMES)  # same keys, same order as the table
+    assert shipped == DEFAULTS
+    cfg = parse_node_config(shipped)
+    assert cfg.weights is None and cfg.resize is None and cfg.mono16_shift == 8
+    assert cfg.match.mutual and cfg.match.ratio is None and cfg.match.max_distance is None
+    assert cfg.frontend.max_keypoints == 1000 and cfg.frontend.nms_radius == 4
+    assert cfg.qos_reliability == "best_effort" and cfg.qos_depth == 1
+    for spec in PARAMETERS:
+        assert spec.description.strip(), spec.name
+        assert isinstance(spec.default, (bool, int, float, str))
+        if spec.low is not None:
+            assert spec.low <= spec.default <= spec.high, spec.name
+
+
+def test_parse_node_config_converts_and_rejects():
+    cfg = parse_node_config(
+        {
+            "resize": "480x640",
+            "match_ratio": 0.8,
+            "match_max_distance": 1,
+            "mono16_shift": -1,
+            "match_mode": "nearest",
+            "weights": "/w.onnx",
+            "max_keypoints": 7,
+        }
+    )
+    assert cfg.resize == (480, 640) and cfg.weights == "/w.onnx"
+    assert cfg.match.ratio == 0.8 and cfg.match.max_distance == 1.0 and not cfg.match.mutual
+    assert cfg.mono16_shift is None and cfg.frontend.max_keypoints == 7
+    assert cfg.frontend_overrides()["resize"] == (480, 640)
+    assert cfg.frontend_overrides()["max_keypoints"] == 7
+    bad = [
+        ({"backend": "cuda"}, "backend"),
+        ({"match_mode": "best"}, "match_mode"),
+        ({"max_keypoints": 0}, "max_keypoints"),
+        ({"max_keypoints": 5000}, "max_keypoints"),
+        ({"detection_threshold": 1.0}, "detection_threshold"),
+        ({"resize": "100x100"}, "resize"),
+        ({"fp16": 1}, "fp16"),
+        ({"max_keypoints": 1.5}, "max_keypoints"),
+        ({"qos_reliability": "fast"}, "qos_reliability"),
+        ({"max_keypoint": 5}, "max_keypoint"),
+    ]
+    for values, name in bad:
+        with pytest.raises(ConfigError, match=name):
+            parse_node_config(values)
+
+
+def test_track_ids_hand_computed():
+    t = TrackIds()
+    assert t.update(3, np.zeros((0, 2))).tolist() == []  # first frame: nothing to match
+    # frame 2 (4 keypoints): prev 0 -> 1, prev 2 -> 3 start tracks 0 and 1
+    assert t.update(4, [[0, 1], [2, 3]]).tolist() == [0, 1]
+    # frame 3: prev 3 continues track 1, prev 1 continues track 0, prev 0 (no track) starts 2
+    assert t.update(3, [[3, 0], [1, 1], [0, 2]]).tolist() == [1, 0, 2]
+    # frame 4: only current keypoint 0 of frame 3 (track 1) continues; tracks 0 and 2 break
+    assert t.update(5, [[0, 4]]).tolist() == [1]
+    # frame 5: keypoint 4 continues track 1; keypoint 0 had no track: a new one, 3 (0 and 2
+    # are never reused)
+    assert t.update(2, [[4, 0], [0, 1]]).tolist() == [1, 3]
+    assert t.next_id == 4
+    t.reset()
+    assert t.update(2, np.zeros((0, 2))).tolist() == []
+    assert t.update(1, [[1, 0]]).tolist() == [4]  # ids keep counting after a reset
+
+
+def test_track_ids_reject_inconsistent_matches_and_wrap():
+    t = TrackIds()
+    t.update(3, np.zeros((0, 2)))
+    with pytest.raises(ValueError, match="i0 outside"):
+        t.update(3, [[3, 0]])
+    with pytest.raises(ValueError, match="i1 outside"):
+        t.update(3, [[0, 3]])
+    with pytest.raises(ValueError, match="several matches"):
+        t.update(3, [[0, 1], [2, 1]])
+    t._next_id = 2**32 - 1  # near the uint32 end: ids wrap to 0
+    assert t.update(3, [[0, 0], [1, 1]]).tolist() == [2**32 - 1, 0]
+
+
+def test_one_to_one_keeps_the_closest_match_per_current_keypoint():
+    matches = np.array([[0, 5], [1, 5], [2, 7], [3, 5], [4, 7]])
+    distances = np.array([0.9, 0.2, 0.4, 0.2, 0.1], np.float32)
+    kept, d = one_to_one(matches, distances)
+    assert kept.tolist() == [[1, 5], [4, 7]]  # tie 0.2 for 5: the first listed wins
+    assert d.tolist() == pytest.approx([0.2, 0.1])
+
+
+def test_draw_debug_image():
+    gray = np.full((60, 80), 100, np.uint8)
+    out = draw_debug_image(
+        gray,
+        np.array([[70.0, 50.0]]),
+        np.array([[10.0, 40.0]]),
+        np.array([[40.0, 40.0]]),
+        np.array([7], np.uint32),
+    )
+    assert out.shape == (60, 80, 3) and out.dtype == np.uint8
+    color = track_colors(np.array([7], np.uint32))[0]
+    assert np.array_equal(out[40, 25], color)  # on the line from (10, 40) to (40, 40)
+    assert out[50, 70].tolist() != [100, 100, 100]  # the keypoint dot
+    assert out[55, 5].tolist() == [100, 100, 100]  # untouched elsewhere
+    assert not np.array_equal(track_colors(np.array([1]))[0], track_colors(np.array([2]))[0])
+    bgr = draw_debug_image(np.zeros((30, 40, 3), np.uint8), np.zeros((0, 2)))
+    assert bgr.shape == (30, 40, 3)
+
+
+def test_mailbox_keeps_only_the_newest():
+    pytest.importorskip("rclpy")
+    from superpoint_ros.ros.superpoint_node import Mailbox
+
+    box = Mailbox()
+    assert box.put("a") is False
+    assert box.put("b") is True  # "a" was never taken: dropped
+    assert box.take(0.01) == "b"
+    assert box.take(0.01) is None
+    box.close()
+    assert box.take(5.0) is None  # closed: returns at once
+
+
+# =============================================================================================
+# The real node
+
+
+class Client:
+    """This test's rclpy side: an image publisher and subscribers on the node's outputs."""
+
+    def __init__(self, name: str):
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+
+        self.rclpy = rclpy
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=DOMAIN_ID)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self.image_pub = self.node.create_publisher(Image, "/test/image", reliable)
+        self.compressed_pub = self.node.create_publisher(
+            CompressedImage, "/test/image_compressed", reliable
+        )
+        self.features: dict[tuple, object] = {}
+        self.matches: dict[tuple, object] = {}
+        self.debug: dict[tuple, object] = {}
+        self.diagnostics: list = []
+        self.node.create_subscription(
+            PointCloud2,
+            f"{NODE}/features",
+            lambda m: self.features.__setitem__(_key(m), m),
+            reliable,
+        )
+        self.node.create_subscription(
+            PointCloud2,
+            f"{NODE}/matches",
+            lambda m: self.matches.__setitem__(_key(m), m),
+            reliable,
+        )
+        self.node.create_subscription(
+            DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable
+        )
+        self.debug_sub = None
+        self._stamp = 1000
+
+    def _on_diagnostics(self, msg) -> None:
+        for status in msg.status:
+            if status.name.startswith(NODE):
+                values = {kv.key: kv.value for kv in status.values}
+                self.diagnostics.append((time.monotonic(), status, values))
+
+    def spin_until(self, predicate, timeout: float = TIMEOUT) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            self.executor.spin_once(timeout_sec=0.02)
+        return bool(predicate())
+
+    def spin_for(self, seconds: float) -> None:
+        self.spin_until(lambda: False, seconds)
+
+    def header(self, frame_id: str = FRAME_ID):
+        from std_msgs.msg import Header
+
+        self._stamp += 1
+        h = Header(frame_id=frame_id)
+        h.stamp.sec, h.stamp.nanosec = self._stamp, 123_000_000 + self._stamp
+        return h
+
+    def subscribe_debug(self) -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.debug_sub = self.node.create_subscription(
+            Image, f"{NODE}/debug_image", lambda m: self.debug.__setitem__(_key(m), m), qos
+        )
+
+    def unsubscribe_debug(self) -> None:
+        self.node.destroy_subscription(self.debug_sub)
+        self.debug_sub = None
+
+    def request(self, msg, timeout: float = TIMEOUT, compressed: bool = False):
+        """Publish ``msg`` and wait for its ``~/features`` (matched by header)."""
+        (self.compressed_pub if compressed else self.image_pub).publish(msg)
+        key = _key(msg)
+        assert self.spin_until(lambda: key in self.features, timeout), f"no features for {key}"
+        self.spin_until(lambda: key in self.matches, 2.0)
+        return self.features[key]
+
+    def fresh_diagnostics(self, count: int = 2) -> dict[str, str]:
+        """The values of a diagnostics message published at least one period after now."""
+        start = time.monotonic()
+        assert self.spin_until(
+            lambda: sum(t > start for t, _, _ in self.diagnostics) >= count, TIMEOUT
+        ), "no /diagnostics from the node"
+        return self.diagnostics[-1][2]
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.rclpy.try_shutdown(context=self.context)
+
+
+def _key(msg) -> tuple:
+    return (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id)
+
+
+class NodeProcess:
+    """``superpoint_node`` as a subprocess in this run's DDS domain; its log goes to a file."""
+
+    def __init__(self, log_path: Path, *ros_args: str, params_file: Path | None = CONFIG):
+        env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID), PYTHONUNBUFFERED="1")
+        cmd = [_node_executable(), "--ros-args"]
+        if params_file is not None:
+            cmd += ["--params-file", str(params_file)]
+        cmd += list(ros_args)
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def interrupt(self, timeout: float = 15.0) -> int:
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return -9
+        finally:
+            self._log.close()
+
+
+def run_node_until_exit(log_path: Path, *ros_args: str, timeout: float = 60.0):
+    node = NodeProcess(log_path, *ros_args)
+    try:
+        code = node.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        node.interrupt()
+        pytest.fail(f"the node did not exit within {timeout} s:\n{node.log()}")
+    node._log.close()
+    return code, node.log()
+
+
+def _export_random(path: Path, max_keypoints: int = MAX_KP) -> Path:
+    """A random-weights SuperPoint checkpoint exported as an ONNX front-end."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    from superpoint_ros.export import export_onnx
+    from superpoint_ros.frontend import FrontendConfig
+    from superpoint_ros.model.superpoint import ModelConfig, SuperPointNet
+    from superpoint_ros.model.weights import checkpoint_dict, load_weights, save_checkpoint
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(path.with_suffix(".pt"), checkpoint_dict(SuperPointNet(ModelConfig())))
+    return export_onnx(load_weights(ckpt), path, FrontendConfig(max_keypoints=max_keypoints))
+
+
+def _wait_for_node(client: Client, node: NodeProcess, topic: str = "/test/image") -> None:
+    def ready() -> bool:
+        assert node.alive(), f"the node exited:\n{node.log()}"
+        return (
+            client.node.count_subscribers(topic) > 0
+            and client.node.count_publishers(f"{NODE}/features") > 0
+            and client.node.count_publishers("/diagnostics") > 0
+        )
+
+    assert client.spin_until(ready, 60.0), f"the node did not come up:\n{node.log()}"
+    client.spin_for(0.5)  # let the endpoints match both ways
+
+
+@pytest.fixture(scope="module")
+def random_onnx(tmp_path_factory) -> Path:
+    return _export_random(tmp_path_factory.mktemp("weights") / "random_superpoint.onnx")
+
+
+@pytest.fixture(scope="module")
+def reference(random_onnx):
+    """The same front-end in this process, to compare the node's outputs with."""
+    from superpoint_ros.frontend import load_frontend
+
+    return load_frontend(random_onnx, backend="onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def client():
+    pytest.importorskip("rclpy")
+    c = Client("superpoint_node_test")
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def node(random_onnx, client, tmp_path_factory):
+    proc = NodeProcess(
+        tmp_path_factory.mktemp("node") / "node.log",
+        "-p",
+        f"weights:={random_onnx}",
+        "-p",
+        "backend:=onnxruntime",
+        "-p",
+        f"max_keypoints:={MAX_KP}",
+        "-p",
+        f"max_image_pixels:={MAX_PIXELS}",
+        "-p",
+        "diagnostics_period:=0.25",
+        "-p",
+        "log_period:=2.0",
+        "-p",
+        "threads:=2",
+        "-r",
+        "image:=/test/image",
+    )
+    try:
+        _wait_for_node(client, proc)
+        yield proc
+    finally:
+        proc.interrupt()
+
+
+def _check_header(msg, sent) -> None:
+    assert msg.header.frame_id == sent.header.frame_id
+    assert msg.header.stamp.sec == sent.header.stamp.sec
+    assert msg.header.stamp.nanosec == sent.header.stamp.nanosec
+
+
+@pytest.mark.ros
+def test_features_and_matches_schema_headers_norms(node, client, reference):
+    from sensor_msgs.msg import PointField
+
+    from superpoint_ros.ros.conversions import features_from_msg, matches_from_msg, numpy_to_image
+
+    image = _natural_image()
+    sent = numpy_to_image(image, "mono8", client.header())
+    features = client.request(sent)
+    _check_header(features, sent)
+    f32, u32 = PointField.FLOAT32, PointField.UINT32
+    assert [(f.name, f.offset, f.datatype, f.count) for f in features.fields] == [
+        ("x", 0, f32, 1),
+        ("y", 4, f32, 1),
+        ("score", 8, f32, 1),
+        ("descriptor", 12, f32, 256),
+    ]
+    assert features.height == 1 and features.point_step == 4 * (3 + 256)
+    assert not features.is_bigendian and features.row_step == features.point_step * features.width
+    got = features_from_msg(features)
+    n = len(got["keypoints"])
+    assert 0 < n <= MAX_KP
+    np.testing.assert_allclose(np.linalg.norm(got["descriptors"], axis=1), 1.0, atol=1e-4)
+    kp = got["keypoints"]
+    assert (kp >= 4).all() and (kp[:, 0] <= SIZE[1] - 1 - 4).all()
+    assert (kp[:, 1] <= SIZE[0] - 1 - 4).all()
+    assert (np.diff(got["scores"]) <= 0).all() and (got["scores"] > 0).all()
+    # The node computes exactly what the front-end computes in this process.
+    expected = reference(image)
+    np.testing.assert_allclose(got["keypoints"], expected["keypoints"], atol=1e-3)
+    np.testing.assert_allclose(got["descriptors"], expected["descriptors"], atol=1e-4)
+
+    key = _key(sent)
+    assert key in client.matches, "no ~/matches message for the frame"
+    matches = client.matches[key]
+    _check_header(matches, sent)
+    assert [(f.name, f.offset, f.datatype) for f in matches.fields] == [
+        ("x0", 0, f32),
+        ("y0", 4, f32),
+        ("x1", 8, f32),
+        ("y1", 12, f32),
+        ("score", 16, f32),
+        ("idx0", 20, u32),
+        ("idx1", 24, u32),
+        ("track_id", 28, u32),
+    ]
+    m = matches_from_msg(matches)
+    assert (m["idx1"] < n).all()
+    np.testing.assert_array_equal(m["kpts1"], kp[m["idx1"]])
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize(
+    "encoding", ["mono8", "8UC1", "mono16", "bgr8", "8UC3", "rgb8", "bgra8", "rgba8", "padded"]
+)
+def test_every_accepted_encoding(node, client, reference, encoding):
+    from superpoint_ros.ros.conversions import features_from_msg, numpy_to_image
+
+    gray = _natural_image()
+    bgr = np.ascontiguousarray(
+        np.stack([gray, np.roll(gray, 3, axis=1), np.roll(gray, 5, axis=0)], axis=2)
+    )
+    arrays = {
+        "mono8": (gray, gray),
+        "8UC1": (gray, gray),
+        "padded": (gray, gray),
+        "mono16": (gray.astype(np.uint16) << 8, gray),  # the node keeps the high byte
+        "bgr8": (bgr, bgr),
+        "8UC3": (bgr, bgr),
+        "rgb8": (bgr[..., ::-1].copy(), bgr),
+        "bgra8": (cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA), bgr),
+        "rgba8": (cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA), bgr),
+    }
+    data, equivalent = arrays[encoding]
+    if encoding == "padded":
+        sent = numpy_to_image(data, "mono8", client.header(), step=SIZE[1] + 13)
+    else:
+        sent = numpy_to_image(data, encoding, client.header())
+    features = client.request(sent)
+    _check_header(features, sent)
+    got = features_from_msg(features)
+    expected = reference(equivalent)
+    np.testing.assert_allclose(got["keypoints"], expected["keypoints"], atol=1e-3)
+
+
+@pytest.mark.ros
+def test_track_ids_persist_and_reset_on_a_new_camera(node, client):
+    from superpoint_ros.matching import match_descriptors
+    from superpoint_ros.ros.conversions import features_from_msg, matches_from_msg, numpy_to_image
+
+    image = _natural_image()
+    frames = []
+    for _ in range(3):  # the same picture three times
+        sent = numpy_to_image(image, "mono8", client.header())
+        features = features_from_msg(client.request(sent))
+        frames.append((features, matches_from_msg(client.matches[_key(sent)])))
+    (f1, _), (f2, m2), (f3, m3) = frames
+    for prev, cur, m in ((f1, f2, m2), (f2, f3, m3)):
+        # The node matched the previous processed frame's published features to this one's.
+        expected, distances = match_descriptors(prev["descriptors"], cur["descriptors"])
+        assert len(expected) >= 10
+        np.testing.assert_array_equal(m["matches"], expected)
+        np.testing.assert_array_equal(m["kpts0"], prev["keypoints"][m["idx0"]])
+        np.testing.assert_array_equal(m["kpts1"], cur["keypoints"][m["idx1"]])
+        np.testing.assert_allclose(m["scores"], 1 - distances**2 / 2, atol=1e-5)  # cosine
+        assert len(np.unique(m["track_id"])) == len(m["track_id"])
+    # Frame 3's match (i0 -> i1) continues the track that frame 2's match (* -> i0) was on;
+    # a match from a keypoint without a track starts a new id, larger than all before.
+    track_of_frame2_point = dict(zip(m2["idx1"].tolist(), m2["track_id"].tolist()))
+    continued = 0
+    for i0, tid in zip(m3["idx0"].tolist(), m3["track_id"].tolist()):
+        if i0 in track_of_frame2_point:
+            assert tid == track_of_frame2_point[i0]
+            continued += 1
+        else:
+            assert tid > max(track_of_frame2_point.values())
+    assert continued >= 0.5 * len(m3["matches"])
+    # Another frame_id is another camera: no matches against the previous frame.
+    other = numpy_to_image(image, "mono8", client.header(frame_id="other_camera"))
+    client.request(other)
+    assert len(matches_from_msg(client.matches[_key(other)])["matches"]) == 0
+
+
+def _bad_images(client):
+    from sensor_msgs.msg import Image
+
+    def make(encoding, height, width, step, nbytes):
+        msg = Image(encoding=encoding, height=height, width=width, step=step)
+        msg.header = client.header()
+        msg.data = array.array("B", bytes(nbytes))
+        return msg
+
+    h, w = SIZE
+    big_h, big_w = 400, 320  # 128,000 pixels > MAX_PIXELS, consistent otherwise
+    return {
+        "unknown encoding": make("yuv422_yuy2", h, w, 2 * w, 2 * w * h),
+        "step too small": make("mono8", h, w, w - 1, (w - 1) * h),
+        "data length mismatch": make("mono8", h, w, w, w * h - 10),
+        "zero size": make("mono8", 0, 0, 0, 0),
+        "too large": make("mono8", big_h, big_w, big_w, big_w * big_h),
+        "rgb8 data of a mono8 size": make("rgb8", h, w, w, w * h),
+    }
+
+
+@pytest.mark.ros
+def test_bad_inputs_are_skipped_and_the_node_keeps_serving(node, client):
+    from superpoint_ros.ros.conversions import numpy_to_image
+
+    before = int(client.fresh_diagnostics()["bad_inputs"])
+    bad = _bad_images(client)
+    for msg in bad.values():
+        client.image_pub.publish(msg)
+        client.spin_for(0.3)  # the worker is idle: each frame is taken, none replaced
+    values = client.fresh_diagnostics()
+    assert int(values["bad_inputs"]) - before == len(bad)
+    assert node.alive()
+    for msg in bad.values():
+        assert _key(msg) not in client.features
+    good = numpy_to_image(_natural_image(), "mono8", client.header())
+    _check_header(client.request(good), good)
+    log = node.log()
+    assert "skipping a bad input frame" in log
+    assert log.count("skipping a bad input frame") < len(bad)  # throttled (one per 5 s)
+    assert "Traceback" not in log
+
+
+@pytest.mark.ros
+def test_debug_image_is_drawn_only_while_subscribed(node, client):
+    from superpoint_ros.ros.conversions import image_to_numpy, numpy_to_image
+
+    image = _natural_image()
+    client.request(numpy_to_image(image, "mono8", client.header()))
+    drawn_before = int(client.fresh_diagnostics()["debug_images"])
+    client.subscribe_debug()
+    assert client.spin_until(lambda: client.debug_sub.get_publisher_count() > 0), (
+        "no ~/debug_image publisher"
+    )
+    client.spin_for(0.5)
+    sent = numpy_to_image(image, "mono8", client.header())
+    client.request(sent)
+    assert client.spin_until(lambda: _key(sent) in client.debug), "no debug image"
+    debug = client.debug[_key(sent)]
+    _check_header(debug, sent)
+    assert debug.encoding == "bgr8" and (debug.height, debug.width) == SIZE
+    assert image_to_numpy(debug).shape == (*SIZE, 3)
+    assert int(client.fresh_diagnostics()["debug_images"]) == drawn_before + 1
+
+    client.unsubscribe_debug()
+    assert client.spin_until(lambda: client.node.count_subscribers(f"{NODE}/debug_image") == 0)
+    client.spin_for(0.5)
+    client.request(numpy_to_image(image, "mono8", client.header()))
+    assert int(client.fresh_diagnostics()["debug_images"]) == drawn_before + 1
+
+
+@pytest.mark.ros
+def test_diagnostics_and_no_torch_in_the_node(node, client):
+    values = client.fresh_diagnostics()
+    status = client.diagnostics[-1][1]
+    assert status.name == f"{NODE}: SuperPoint front-end"
+    assert values["backend"] == "onnxruntime" and values["descriptor_dim"] == "256"
+    assert values["torch_imported"] == "False"  # onnxruntime + .onnx never imports torch
+    for key in (
+        "input_rate_hz",
+        "output_rate_hz",
+        "received",
+        "processed",
+        "dropped",
+        "bad_inputs",
+        "errors",
+    ):
+        float(values[key])
+    assert int(values["processed"]) >= 1 and int(values["errors"]) == 0
+    assert "torch not loaded" in node.log()
+
+
+@pytest.mark.ros
+def test_only_the_newest_frame_is_processed(node, client):
+    from superpoint_ros.ros.conversions import numpy_to_image
+
+    big = _natural_image((240, 320))  # 4x the pixels: slower, frames pile up
+    before = client.fresh_diagnostics(count=1)
+    sent = []
+    for _ in range(15):
+        msg = numpy_to_image(big, "mono8", client.header())
+        client.image_pub.publish(msg)
+        sent.append(_key(msg))
+        client.spin_for(0.005)
+    assert client.spin_until(lambda: sent[-1] in client.features, 60.0), "last frame lost"
+    answered = sum(k in client.features for k in sent)
+    after = client.fresh_diagnostics()
+    dropped = int(after["dropped"]) - int(before["dropped"])
+    received = int(after["received"]) - int(before["received"])
+    assert dropped >= 1 and answered < len(sent)
+    assert answered + dropped == received  # every frame is either processed or counted
+
+
+@pytest.mark.ros
+def test_startup_errors_exit_non_zero_with_one_line(tmp_path, random_onnx):
+    cases = {
+        "missing": (["-p", "weights:=/nonexistent/model.onnx"], "weights file not found"),
+        "backend": (["-p", f"weights:={random_onnx}", "-p", "backend:=tensorrt"], "TensorRT"),
+        "range": (["-p", f"weights:={random_onnx}", "-p", "max_keypoints:=0"], "max_keypoints"),
+        "baked": (["-p", f"weights:={random_onnx}"], "re-export"),  # yaml's 1000 != baked 150
+    }
+    if shutil.which("trtexec") or _importable("tensorrt"):
+        del cases["backend"]
+    for name, (args, expected) in cases.items():
+        code, log = run_node_until_exit(tmp_path / f"{name}.log", *args)
+        lines = [line for line in log.splitlines() if line.strip()]
+        fatal = [line for line in lines if "cannot start" in line]
+        assert code != 0, (name, log)
+        assert len(fatal) == 1 and expected in fatal[0], (name, log)
+        assert "[FATAL]" in fatal[0] and "Traceback" not in log, (name, log)
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.ros
+def test_compressed_input_and_clean_shutdown(random_onnx, client, tmp_path):
+    from sensor_msgs.msg import CompressedImage
+
+    node = NodeProcess(
+        tmp_path / "compressed.log",
+        "-p",
+        f"weights:={random_onnx}",
+        "-p",
+        f"max_keypoints:={MAX_KP}",
+        "-p",
+        "use_compressed:=true",
+        "-p",
+        "diagnostics_period:=0.25",
+        "-r",
+        "image:=/test/image_compressed",
+    )
+    try:
+        _wait_for_node(client, node, "/test/image_compressed")
+        ok, png = cv2.imencode(".png", _natural_image())
+        assert ok
+        good = CompressedImage(format="png", header=client.header())
+        good.data = array.array("B", png.tobytes())
+        features = client.request(good, compressed=True)
+        _check_header(features, good)
+        assert features.width > 0
+        garbage = CompressedImage(format="jpeg", header=client.header())
+        garbage.data = array.array("B", b"\xff\xd8 certainly not a jpeg")
+        client.compressed_pub.publish(garbage)
+        client.spin_for(0.5)
+        again = CompressedImage(format="png", header=client.header(), data=good.data)
+        client.request(again, compressed=True)
+        assert _key(garbage) not in client.features and node.alive()
+    finally:
+        code = node.interrupt()
+    assert code == 0, node.log()  # SIGINT: destroy_node, try_shutdown, exit 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Matches under a known homography: needs trained weights
+
+
+def _trained_weights() -> Path:
+    from superpoint_ros.frontend import DEFAULT_WEIGHTS
+
+    env = os.environ.get("SUPERPOINT_TEST_WEIGHTS")
+    if env:
+        if not Path(env).is_file():
+            pytest.fail(f"SUPERPOINT_TEST_WEIGHTS={env} is not a file")
+        return Path(env)
+    if DEFAULT_WEIGHTS.is_file():
+        return DEFAULT_WEIGHTS
+    pytest.skip(
+        f"needs trained weights: {DEFAULT_WEIGHTS} does not exist yet and "
+        "SUPERPOINT_TEST_WEIGHTS is not set (random weights give meaningless descriptors)"
+    )
+
+
+def _homography_pair():
+    """Two 240x320 views of the cameraman related by a known rotation + translation.
+
+    Frame 0 is a crop of the photo; frame 1 the same crop of the photo warped by ``H_full``,
+    so ``H_0to1 = C @ H_full @ inv(C)`` with ``C`` the crop's translation."""
+    data = pytest.importorskip("skimage.data")
+    photo = data.camera()  # 512 x 512
+    angle = np.deg2rad(4.0)
+    cx, cy = 256.0, 256.0
+    rot = np.array(
+        [[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]]
+    )
+    centre = np.array([[1, 0, cx], [0, 1, cy], [0, 0, 1.0]])
+    shift = np.array([[1, 0, 7.0], [0, 1, -5.0], [0, 0, 1]])
+    h_full = shift @ centre @ rot @ np.linalg.inv(centre)
+    warped = cv2.warpPerspective(photo, h_full, (512, 512), flags=cv2.INTER_LINEAR)
+    oy, ox = 120, 100
+    crop = np.array([[1, 0, -ox], [0, 1, -oy], [0, 0, 1.0]])
+    frame0 = np.ascontiguousarray(photo[oy : oy + 240, ox : ox + 320])
+    frame1 = np.ascontiguousarray(warped[oy : oy + 240, ox : ox + 320])
+    return frame0, frame1, crop @ h_full @ np.linalg.inv(crop)
+
+
+@pytest.mark.ros
+def test_matches_are_correct_under_a_known_homography(client, tmp_path):
+    from superpoint_ros.geometry import warp_points
+    from superpoint_ros.ros.conversions import matches_from_msg, numpy_to_image
+
+    weights = _trained_weights()
+    if weights.suffix != ".onnx":
+        pytest.importorskip("torch")
+        from superpoint_ros.export import export_onnx
+        from superpoint_ros.frontend import FrontendConfig
+        from superpoint_ros.model.weights import load_weights
+
+        weights = export_onnx(load_weights(weights), tmp_path / "trained.onnx", FrontendConfig())
+    from superpoint_ros.frontend import load_frontend
+
+    baked = load_frontend(weights, backend="onnxruntime").config
+    node = NodeProcess(
+        tmp_path / "trained.log",
+        "-p",
+        f"weights:={weights}",
+        "-p",
+        "backend:=onnxruntime",
+        *[a for k, v in baked.graph_key().items() for a in ("-p", f"{k}:={_ros_value(v)}")],
+        "-r",
+        "image:=/test/image",
+    )
+    try:
+        _wait_for_node(client, node)
+        frame0, frame1, h_0to1 = _homography_pair()
+        first = numpy_to_image(frame0, "mono8", client.header(frame_id="homography"))
+        client.request(first)
+        second = numpy_to_image(frame1, "mono8", client.header(frame_id="homography"))
+        client.request(second)
+        assert _key(second) in client.matches
+        m = matches_from_msg(client.matches[_key(second)])
+    finally:
+        node.interrupt()
+    assert len(m["matches"]) >= 20, f"only {len(m['matches'])} matches"
+    error = np.linalg.norm(warp_points(m["kpts0"], h_0to1) - m["kpts1"], axis=1)
+    correct = float((error <= 3.0).mean())
+    assert correct >= 0.8, f"{correct:.0%} of {len(error)} matches within 3 px"
+
+
+def _ros_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
