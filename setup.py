@@ -56,7 +56,7 @@ setup(
         "console_scripts": [
             "superpoint = superpoint_training.cli.main:main",
             "superpoint_node = superpoint_ros.ros.superpoint_node:main",
-            "bench_node = superpoint_ros.ros.bench_node:main",
+            "bench_node = superpoint_training.ros.bench_node:main",
         ],
     },
 )

@@ -1,0 +1,745 @@
+"""The pure core of ``bench_node``: what to publish, how to score what comes back, the report.
+
+No ``rclpy`` here (the node in :mod:`superpoint_training.ros.bench_node` only wires topics to
+these functions), so everything below is tested without ROS.
+
+What the bench does, in the offline evaluation's terms (``superpoint_training.evaluation``):
+
+* Frames. For every sequence of an HPatches bag and every image the protocol uses (the
+  reference and the targets), the image is made single-channel (``protocol.grayscale``) and
+  stretched to each protocol size with the evaluation's own ``stretch``: one frame at
+  ``rep_size`` (detector pass, ``rep_max_keypoints``) and one at ``hom_size`` (descriptor pass,
+  ``hom_max_keypoints``). These are the arrays ``evaluate.extract_sequence`` hands a method, so
+  the node sees exactly what the offline front-end sees.
+* Predictions. The features the node answers are cut to the pass's point budget with
+  ``methods.keep_best``, as ``SuperPointMethod.extract`` does offline.
+* Metrics. Per pair ``evaluate.pair_metrics`` with a :class:`NodeMethod` whose matchers are the
+  base ``Method``'s (the ones SuperPoint uses offline), then ``evaluate.summarise`` per split and
+  sequence, ``evaluate.render_report`` and ``evaluate.write_plots``: the same ``metrics.json`` and
+  ``report.md`` format, plus the node's latency, drops and throughput.
+
+A frame the node never answered within the timeout counts as dropped and gets an empty
+prediction (no keypoints): what a consumer on the robot would have had.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import re
+import shlex
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from superpoint_ros.errors import ConfigError, InputError
+from superpoint_ros.ros.node_config import ParamSpec
+from superpoint_training.evaluation import evaluate as E
+from superpoint_training.evaluation.datasets import (
+    ILLUMINATION,
+    OXFORD_ILLUMINATION,
+    VIEWPOINT,
+    stretch,
+)
+from superpoint_training.evaluation.methods import Method, keep_best, method_name
+from superpoint_training.evaluation.protocol import Protocol
+
+PASSES = ("rep", "hom")
+REPORT_FORMAT = "superpoint_ros.eval_report.v1"  # the offline format; the bench adds "bench"
+DEFAULT_NODE = "/superpoint_node"
+INT32_MAX = 2**31 - 1
+
+# The bench node's parameters (declared with these descriptions and ranges; config/bench.yaml
+# and docs/bench_node.md list the same, test_bench_node checks it).
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("bag", "", "HPatches bag to replay (written by `superpoint bag hpatches`)."),
+    ParamSpec(
+        "output_dir",
+        "",
+        "Report folder: metrics.json, report.md and plots, in the format of `superpoint "
+        "evaluate`.",
+    ),
+    ParamSpec(
+        "rate",
+        0.0,
+        "Frames per second to publish; 0 = as fast as the node answers (the next frame goes out "
+        "when the previous one's features came back or timed out).",
+        0.0,
+        1000.0,
+    ),
+    ParamSpec(
+        "timeout",
+        10.0,
+        "Seconds to wait for a frame's features; later is a dropped frame.",
+        0.01,
+        3600.0,
+    ),
+    ParamSpec(
+        "startup_timeout",
+        120.0,
+        "Seconds to wait for the SuperPoint node to subscribe to the images and offer "
+        "~/features (model loading, TensorRT engine builds).",
+        1.0,
+        36000.0,
+    ),
+    ParamSpec(
+        "warmup",
+        2,
+        "Frames per protocol size sent before measuring (first image of the bag); not scored.",
+        0,
+        1000,
+    ),
+    ParamSpec(
+        "protocol",
+        "",
+        "Protocol overrides, space-separated key=value as `superpoint evaluate --set`, e.g. "
+        "'hom_size=240x320 eps=1,3,5'; empty = the pinned protocol.",
+    ),
+    ParamSpec(
+        "node_name",
+        DEFAULT_NODE,
+        "The SuperPoint node whose parameters (weights, backend, detection settings) are "
+        "recorded in the report; empty = do not ask.",
+    ),
+    ParamSpec(
+        "method_name",
+        "",
+        "Name of the method in the report; empty = '<weights file stem>@superpoint_node'.",
+    ),
+    ParamSpec("image_topic", "/hpatches/image", "Image topic inside the bag."),
+    ParamSpec("homography_topic", "/hpatches/homography", "Ground-truth topic inside the bag."),
+    ParamSpec(
+        "max_sequences", 0, "Replay only the first N sequences of the bag; 0 = all.", 0, INT32_MAX
+    ),
+    ParamSpec("plots", True, "Write the PNG plots and one match image per sequence."),
+    ParamSpec(
+        "match_pair",
+        0,
+        "Target image drawn against the reference in the match images; 0 = middle target.",
+        0,
+        99,
+    ),
+)
+PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """The bench node's parameters, checked (meanings in :data:`PARAMETERS`)."""
+
+    bag: Path
+    output_dir: Path
+    rate: float  # 0 = lockstep
+    timeout: float
+    startup_timeout: float
+    warmup: int
+    protocol: Protocol
+    node_name: str  # "" = do not query
+    method_name: str  # "" = derived from the node's weights
+    image_topic: str
+    homography_topic: str
+    max_sequences: int  # 0 = all
+    plots: bool
+    match_pair: int | None  # None = the protocol's middle target
+
+    @property
+    def mode(self) -> str:
+        return "lockstep" if self.rate == 0 else "rate"
+
+
+def _checked(spec: ParamSpec, value: Any) -> Any:
+    want = spec.type
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(
+            f"parameter {spec.name!r} must be a {want.__name__}, got {value!r} "
+            f"({type(value).__name__})"
+        )
+    if spec.low is not None and not spec.low <= value <= spec.high:
+        raise ConfigError(f"parameter {spec.name}={value!r} is outside {spec.low} to {spec.high}")
+    return value
+
+
+def parse_bench_config(values: Mapping[str, Any]) -> BenchConfig:
+    """Check ``values`` (missing names take their defaults); one-line ``ConfigError`` if bad."""
+    unknown = set(values) - set(PARAMETER_NAMES)
+    if unknown:
+        raise ConfigError(
+            f"unknown parameters {sorted(unknown)}; valid: {', '.join(PARAMETER_NAMES)}"
+        )
+    v = {p.name: _checked(p, values.get(p.name, p.default)) for p in PARAMETERS}
+    for name in ("bag", "output_dir"):
+        if not v[name]:
+            raise ConfigError(f"parameter {name} is required (e.g. -p {name}:=/path)")
+    try:
+        protocol = Protocol().with_overrides(shlex.split(v["protocol"]))
+    except ValueError as exc:  # shlex: unbalanced quotes
+        raise ConfigError(f"parameter protocol: {exc}") from None
+    match_pair = v["match_pair"] or None
+    if match_pair is not None and match_pair not in protocol.targets:
+        raise ConfigError(
+            f"parameter match_pair={match_pair} is not one of the protocol's targets "
+            f"{list(protocol.targets)}"
+        )
+    return BenchConfig(
+        bag=Path(v["bag"]).expanduser(),
+        output_dir=Path(v["output_dir"]).expanduser(),
+        rate=v["rate"],
+        timeout=v["timeout"],
+        startup_timeout=v["startup_timeout"],
+        warmup=v["warmup"],
+        protocol=protocol,
+        node_name=v["node_name"],
+        method_name=v["method_name"],
+        image_topic=v["image_topic"],
+        homography_topic=v["homography_topic"],
+        max_sequences=v["max_sequences"],
+        plots=v["plots"],
+        match_pair=match_pair,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Frames
+
+
+_TO_GRAY = {"bgr8": cv2.COLOR_BGR2GRAY, "8UC3": cv2.COLOR_BGR2GRAY, "rgb8": cv2.COLOR_RGB2GRAY,
+            "bgra8": cv2.COLOR_BGRA2GRAY, "rgba8": cv2.COLOR_RGBA2GRAY}  # fmt: skip
+_TO_BGR = {"mono8": cv2.COLOR_GRAY2BGR, "8UC1": cv2.COLOR_GRAY2BGR, "rgb8": cv2.COLOR_RGB2BGR,
+           "bgra8": cv2.COLOR_BGRA2BGR, "rgba8": cv2.COLOR_RGBA2BGR}  # fmt: skip
+
+
+def protocol_image(image: np.ndarray, encoding: str, grayscale: bool) -> np.ndarray:
+    """A bag image (``[H, W]`` or ``[H, W, C]`` in ``encoding``) as the methods see it: uint8
+    gray ``[H, W]`` when ``grayscale``, else uint8 BGR ``[H, W, 3]``.
+
+    Colour becomes gray with ``cv2.cvtColor`` (what the node's front-end and the bag writer
+    use). The offline reader decodes files straight to gray with ``cv2.imread``, whose
+    rounding differs by one grey level on a few pixels of colour files (docs/bench_node.md).
+    ``mono16`` keeps the high byte, the node's default ``mono16_shift``.
+    """
+    if encoding == "mono16":
+        image = (np.asarray(image, np.uint16) >> 8).astype(np.uint8)
+        encoding = "mono8"
+    if image.dtype != np.uint8:
+        raise InputError(f"cannot score a {image.dtype} image ({encoding})")
+    if grayscale:
+        code = _TO_GRAY.get(encoding)
+        return np.ascontiguousarray(cv2.cvtColor(image, code) if code is not None else image)
+    code = _TO_BGR.get(encoding)
+    return np.ascontiguousarray(cv2.cvtColor(image, code) if code is not None else image)
+
+
+@dataclass
+class Frame:
+    """One image message to publish: ``image`` of ``sequence``'s image ``index`` at the size of
+    ``pass_`` (``rep`` or ``hom``), whose answer keeps the best ``max_keypoints``."""
+
+    sequence: str
+    index: int
+    pass_: str
+    image: np.ndarray
+    max_keypoints: int
+
+    @property
+    def frame_id(self) -> str:
+        """The bag's frame id of the image (``"v_graffiti/3"``): names the frame in logs."""
+        return f"{self.sequence}/{self.index}"
+
+
+def sequence_kind(name: str) -> str:
+    """``illumination`` for HPatches ``i_*`` and Oxford ``leuven``, else ``viewpoint`` (the
+    rules of ``evaluation.datasets.load_sequence``, which also knows the folder layout)."""
+    if name.startswith("i_") or name.lower() in OXFORD_ILLUMINATION:
+        return ILLUMINATION
+    return VIEWPOINT
+
+
+@dataclass
+class SequenceRun:
+    """One sequence in flight: what was published, what came back, until it is scored."""
+
+    name: str
+    kind: str
+    sizes: dict[int, tuple[int, int]]  # original (h, w) per image index
+    H_1: dict[int, np.ndarray]  # index -> H_1_index (normalised, H[2,2] = 1); 1 -> identity
+    frames: list[Frame]
+    predictions: dict[tuple[str, int], dict[str, np.ndarray] | None] = field(default_factory=dict)
+
+    def expected(self) -> set[tuple[str, int]]:
+        return {(f.pass_, f.index) for f in self.frames}
+
+    def complete(self) -> bool:
+        """Every frame answered or dropped."""
+        return set(self.predictions) >= self.expected()
+
+    def homography(self, index: int, reference: int) -> np.ndarray:
+        """H mapping image ``reference`` to image ``index``, as
+        ``HomographySequence.homography`` computes it from the files."""
+        H_1toN = self.H_1[index]
+        if reference == 1:
+            return H_1toN
+        return H_1toN @ np.linalg.inv(self.H_1[reference])
+
+    def image(self, pass_: str, index: int) -> np.ndarray | None:
+        return next((f.image for f in self.frames if (f.pass_, f.index) == (pass_, index)), None)
+
+
+def _normalised(H: np.ndarray) -> np.ndarray:
+    """``H / H[2, 2]``, as ``evaluation.datasets.read_homography`` returns the files."""
+    H = np.asarray(H, np.float64)
+    if abs(H[2, 2]) < 1e-12:
+        raise InputError("degenerate ground-truth homography (H[2,2] = 0)")
+    return H / H[2, 2]
+
+
+def plan_sequence(
+    name: str,
+    images: Sequence[np.ndarray],
+    encodings: Sequence[str],
+    homographies: Mapping[int, np.ndarray],
+    protocol: Protocol,
+) -> SequenceRun:
+    """The frames of one bag sequence (``images[0]`` is image 1, ``homographies[n]`` is
+    ``H_1_n``): for the reference and every target present, one frame per pass, in the order
+    reference rep, reference hom, target rep, target hom..."""
+    present = range(1, len(images) + 1)
+    indices = [i for i in (protocol.reference, *protocol.targets) if i in present]
+    H_1 = {1: np.eye(3)} | {n: _normalised(H) for n, H in homographies.items()}
+    sizes: dict[int, tuple[int, int]] = {}
+    frames: list[Frame] = []
+    budgets = {"rep": protocol.rep_max_keypoints, "hom": protocol.hom_max_keypoints}
+    targets = {"rep": protocol.rep_size, "hom": protocol.hom_size}
+    for i in indices:
+        full = protocol_image(images[i - 1], encodings[i - 1], protocol.grayscale)
+        sizes[i] = (int(full.shape[0]), int(full.shape[1]))
+        for p in PASSES:
+            image = np.ascontiguousarray(stretch(full, targets[p], protocol.interpolation))
+            frames.append(Frame(name, i, p, image, budgets[p]))
+    return SequenceRun(name, sequence_kind(name), sizes, H_1, frames)
+
+
+def warmup_frames(first: Frame | None, protocol: Protocol, count: int) -> list[Frame]:
+    """``count`` frames per protocol size made from ``first``'s image (not scored)."""
+    if first is None or count == 0:
+        return []
+    out = []
+    for p, size in (("rep", protocol.rep_size), ("hom", protocol.hom_size)):
+        image = np.ascontiguousarray(stretch(first.image, size, protocol.interpolation))
+        out += [Frame("bench_warmup", k + 1, p, image, first.max_keypoints) for k in range(count)]
+    return out
+
+
+def prediction(features: Mapping[str, np.ndarray], max_keypoints: int) -> dict[str, np.ndarray]:
+    """The node's answer (``features_from_msg``) cut to the pass's budget, as
+    ``SuperPointMethod.extract`` cuts the front-end's output offline."""
+    pred = {k: np.asarray(features[k], np.float32) for k in ("keypoints", "scores", "descriptors")}
+    return keep_best(pred, max_keypoints)
+
+
+def empty_prediction(descriptor_dim: int) -> dict[str, np.ndarray]:
+    """What a dropped frame contributes: no keypoints (``descriptor_dim`` keeps the pair scored
+    as a failed homography rather than as a detector without descriptors)."""
+    return {
+        "keypoints": np.zeros((0, 2), np.float32),
+        "scores": np.zeros(0, np.float32),
+        "descriptors": np.zeros((0, descriptor_dim), np.float32),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics: the offline code on the node's predictions
+
+
+class NodeMethod(Method):
+    """SuperPoint as answered by ``superpoint_node``. ``extract`` is the node (not called
+    here); ``match``/``nearest`` are the base class's, the matchers SuperPoint uses offline."""
+
+    kind = "superpoint_node"
+
+    def __init__(self, name: str, protocol: Protocol, node: Mapping[str, Any] | None = None):
+        super().__init__(name, protocol)
+        self.node = dict(node or {})  # the node's parameters (weights, backend, ...)
+        self.sha256: str | None = None
+        self.deviations = protocol_deviations(self.node, protocol) if self.node else {}
+        weights = self.node.get("weights")
+        if weights and Path(weights).is_file():
+            from superpoint_ros.frontend.metadata import file_sha256
+
+            self.sha256 = file_sha256(weights)
+
+    def identity(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind}
+        if self.node:
+            out["file"] = Path(self.node["weights"]).name if self.node.get("weights") else ""
+            out["sha256"] = self.sha256
+            out["backend"] = self.node.get("backend")
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        out = self.identity()
+        if self.node:
+            out["path"] = self.node.get("weights") or "default model"
+            out["frontend_config"] = {
+                k: self.node[k]
+                for k in ("max_keypoints", "nms_radius", "detection_threshold", "border",
+                          "subpixel", "resize")
+                if k in self.node
+            }  # fmt: skip
+        if self.deviations:
+            out["protocol_deviations"] = self.deviations
+        return out
+
+    def extract(self, image: np.ndarray, max_keypoints: int) -> dict[str, np.ndarray]:
+        raise NotImplementedError("the bench node's predictions come from superpoint_node")
+
+
+def protocol_deviations(node: Mapping[str, Any], protocol: Protocol) -> dict[str, Any]:
+    """Node settings that make its answers differ from the protocol's offline extraction."""
+    out: dict[str, Any] = {}
+    budget = max(protocol.rep_max_keypoints, protocol.hom_max_keypoints)
+    if "max_keypoints" in node and node["max_keypoints"] < budget:
+        out["max_keypoints"] = {"protocol": budget, "node": node["max_keypoints"]}
+    for key in ("nms_radius", "detection_threshold", "border"):
+        if key in node and node[key] != getattr(protocol, key):
+            out[key] = {"protocol": getattr(protocol, key), "node": node[key]}
+    if node.get("resize"):
+        out["resize"] = {"protocol": "", "node": node["resize"]}
+    if node.get("subpixel"):
+        out["subpixel"] = {"protocol": False, "node": True}
+    return out
+
+
+def default_method_name(node: Mapping[str, Any] | None) -> str:
+    """``<weights stem>@superpoint_node`` (``default@...`` for the packaged model)."""
+    weights = (node or {}).get("weights") or ""
+    return f"{method_name(weights) if weights else 'default'}@superpoint_node"
+
+
+def sequence_records(
+    method: Method,
+    run: SequenceRun,
+    protocol: Protocol,
+    descriptor_dim: int,
+) -> list[dict[str, Any]]:
+    """Per-pair records of one finished sequence, exactly as ``evaluate.evaluate`` builds
+    them from its cache (``pair_metrics`` on (reference, target) pairs), plus
+    ``frames_dropped`` (how many of the pair's four frames the node never answered).
+    Records keep the private ``_matches``/``_correct`` keys for the match images."""
+    ref = protocol.reference
+    records = []
+
+    def pred(p: str, i: int) -> tuple[dict[str, np.ndarray], int]:
+        got = run.predictions.get((p, i))
+        return (empty_prediction(descriptor_dim), 1) if got is None else (got, 0)
+
+    for t in protocol.targets:
+        if t not in run.sizes or ref not in run.sizes:
+            continue
+        (rep0, a), (rep1, b), (hom0, c), (hom1, d) = (
+            pred("rep", ref), pred("rep", t), pred("hom", ref), pred("hom", t)
+        )  # fmt: skip
+        rec = E.pair_metrics(
+            method,
+            rep0,
+            rep1,
+            hom0,
+            hom1,
+            run.homography(t, ref),
+            run.sizes[ref],
+            run.sizes[t],
+            protocol,
+        )
+        records.append(
+            {"sequence": run.name, "kind": run.kind, "pair": f"{ref}-{t}", **rec,
+             "frames_dropped": a + b + c + d}
+        )  # fmt: skip
+    return records
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "method"
+
+
+def draw_sequence_matches(
+    method: Method, run: SequenceRun, record: dict[str, Any], protocol: Protocol, out_dir: Path
+) -> str | None:
+    """The match image of one pair (as the offline report draws it); relative path or None."""
+    if record.get("_matches") is None:
+        return None
+    ref, t = (int(v) for v in record["pair"].split("-"))
+    image0, image1 = run.image("hom", ref), run.image("hom", t)
+    p0, p1 = run.predictions.get(("hom", ref)), run.predictions.get(("hom", t))
+    if image0 is None or image1 is None or p0 is None or p1 is None:
+        return None
+    rel = Path("matches") / _slug(method.name) / f"{_slug(run.name)}_{ref}-{t}.png"
+    E.draw_matches(
+        image0,
+        image1,
+        p0["keypoints"],
+        p1["keypoints"],
+        record["_matches"],
+        record["_correct"],
+        out_dir / rel,
+        title=(
+            f"{method.name} {run.name} {ref}-{t}: {record['correct_matches']}/"
+            f"{record['matches']} correct (green, <= {protocol.correct_distance:g} px under GT; "
+            f"red: wrong), {record['inliers']} RANSAC inliers, corner error "
+            f"{_fmt(record['corner_error'], 2)} px"
+        ),
+    )
+    return rel.as_posix()
+
+
+def public(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record without its private ``_*`` keys (what ``metrics.json`` stores)."""
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
+def _json_float(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def method_result(
+    method: Method,
+    records: Sequence[dict[str, Any]],
+    sequences: Mapping[str, str],
+    protocol: Protocol,
+    timing: Mapping[str, Any],
+) -> dict[str, Any]:
+    """One method's entry of ``metrics.json``, assembled as ``evaluate.evaluate`` does: the
+    summary, the splits, the per-sequence summaries, the pair records, the timing."""
+    splits = {}
+    for split in E.SPLITS:
+        sel = [r for r in records if split == "all" or r["kind"] == split]
+        if sel:
+            splits[split] = E.summarise(sel, protocol.eps)
+    per_seq = {
+        name: E.summarise([r for r in records if r["sequence"] == name], protocol.eps)
+        for name in sequences
+    }
+    return {
+        "method": method.name,
+        **method.describe(),
+        **E.summarise(records, protocol.eps),
+        "splits": splits,
+        "sequences": per_seq,
+        "pair_results": [{k: _json_float(v) for k, v in public(r).items()} for r in records],
+        "timing": dict(timing),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Latency, drops, throughput
+
+
+def latency_summary(seconds: Iterable[float]) -> dict[str, Any]:
+    """``count``, ``p50_ms``, ``p95_ms``, ``max_ms``, ``mean_ms`` of latencies in seconds
+    (numpy's linear-interpolated percentiles; ``None`` without samples)."""
+    ms = np.asarray(list(seconds), np.float64) * 1e3
+    if len(ms) == 0:
+        return {"count": 0, "p50_ms": None, "p95_ms": None, "max_ms": None, "mean_ms": None}
+    return {
+        "count": int(len(ms)),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "max_ms": float(ms.max()),
+        "mean_ms": float(ms.mean()),
+    }
+
+
+@dataclass
+class FrameLog:
+    """Outcome of one scored frame: latency in seconds, or None when dropped."""
+
+    sequence: str
+    index: int
+    pass_: str
+    latency: float | None
+    late: bool = False  # answered, but after the timeout (counted as dropped)
+
+
+def ros_summary(
+    logs: Sequence[FrameLog],
+    first_publish: float | None,
+    last_event: float | None,
+    protocol: Protocol,
+) -> dict[str, Any]:
+    """The ``ros`` block of the method entry: latency per pass and overall, drops, throughput.
+
+    Throughput: answered frames (and bag images, two frames each) per second of wall time
+    from the first scored publish to the last answer or timeout.
+    """
+    answered = [g for g in logs if g.latency is not None]
+    wall = (last_event - first_publish) if first_publish is not None and last_event else None
+    wall = wall if wall and wall > 0 else None
+    sizes = {"rep": protocol.rep_size, "hom": protocol.hom_size}
+    return {
+        "frames": len(logs),
+        "frames_answered": len(answered),
+        "frames_dropped": len(logs) - len(answered),
+        "frames_late": sum(g.late for g in logs),
+        "drop_rate": (len(logs) - len(answered)) / len(logs) if logs else None,
+        "latency": latency_summary(g.latency for g in answered),
+        "latency_per_pass": {
+            p: {
+                "size": list(sizes[p]),
+                **latency_summary(g.latency for g in answered if g.pass_ == p),
+            }
+            for p in PASSES
+        },
+        "wall_seconds": wall,
+        "frames_per_second": len(answered) / wall if wall else None,
+        "images_per_second": len(answered) / len(PASSES) / wall if wall else None,
+    }
+
+
+def seconds_per_image(logs: Sequence[FrameLog]) -> float | None:
+    """Mean, over bag images with both passes answered, of the summed pass latencies (the
+    offline report's "extraction s per image, both sizes")."""
+    per: dict[tuple[str, int], list[float]] = {}
+    for g in logs:
+        if g.latency is not None:
+            per.setdefault((g.sequence, g.index), []).append(g.latency)
+    both = [sum(v) for v in per.values() if len(v) == len(PASSES)]
+    return float(np.mean(both)) if both else None
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+def build_report(
+    bag: Path,
+    sequences: Mapping[str, str],
+    protocol: Protocol,
+    results: Mapping[str, Any],
+    bench: Mapping[str, Any],
+) -> dict[str, Any]:
+    """``metrics.json`` in the offline format (``datasets`` = the bag), plus ``bench``."""
+    return {
+        "format": REPORT_FORMAT,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "datasets": [str(bag)],
+        "sequences": dict(sequences),
+        "protocol": protocol.to_dict(),
+        "protocol_key": protocol.key(),
+        "versions": E.versions(),
+        "methods": dict(results),
+        "bench": dict(bench),
+    }
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return f"{v:.{digits}f}"
+
+
+def _ms(v: Any) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def render_bench_section(report: Mapping[str, Any]) -> str:
+    """The ``report.md`` section with what only the node replay measures."""
+    b = report["bench"]
+    out = [
+        "## ROS node replay",
+        "",
+        f"Bag `{b['bag']}` replayed through `{b['node_name'] or 'the SuperPoint node'}` "
+        f"({b['mode']}"
+        + (f", {b['rate']:g} frames/s" if b["mode"] == "rate" else ": next frame when the "
+           "previous one is answered")
+        + f", timeout {b['timeout']:g} s, {b['warmup']} warm-up frames per size not scored). "
+        "Each image is published at both protocol sizes; latency is from publish to "
+        "`~/features` received by the bench node.",
+        "",
+        "| method | frames | dropped | late | p50 ms | p95 ms | max ms | frames/s | images/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for name, res in report["methods"].items():
+        r = res["ros"]
+        lat = r["latency"]
+        fps, ips = r["frames_per_second"], r["images_per_second"]
+        out.append(
+            f"| {name} | {r['frames']} | {r['frames_dropped']} | {r['frames_late']} | "
+            f"{_ms(lat['p50_ms'])} | {_ms(lat['p95_ms'])} | {_ms(lat['max_ms'])} | "
+            f"{'-' if fps is None else f'{fps:.2f}'} | {'-' if ips is None else f'{ips:.2f}'} |"
+        )
+    out += ["", "| method | pass | size | frames | p50 ms | p95 ms | max ms | mean ms |"]
+    out += ["|---|---|---|---|---|---|---|---|"]
+    for name, res in report["methods"].items():
+        for p, s in res["ros"]["latency_per_pass"].items():
+            out.append(
+                f"| {name} | {p} | {s['size'][0]}x{s['size'][1]} | {s['count']} | "
+                f"{_ms(s['p50_ms'])} | {_ms(s['p95_ms'])} | {_ms(s['max_ms'])} | "
+                f"{_ms(s['mean_ms'])} |"
+            )
+    dropped_pairs = {
+        n: sum(1 for r in res["pair_results"] if r.get("frames_dropped")) for n, res in
+        report["methods"].items()
+    }  # fmt: skip
+    out += [
+        "",
+        "A dropped frame (no answer within the timeout) is scored as an empty prediction: its "
+        "pairs count as failed homographies. Pairs with a dropped frame: "
+        + ", ".join(f"{n} {k}" for n, k in dropped_pairs.items())
+        + ".",
+        "",
+    ]
+    node = b.get("node_parameters")
+    if node:
+        out += ["Node parameters: `" + json.dumps(node, sort_keys=True) + "`", ""]
+    return "\n".join(out)
+
+
+def write_report(
+    out_dir: Path, report: dict[str, Any], match_figures: Mapping[str, list[str]], plots: bool
+) -> None:
+    """``metrics.json``, plots and ``report.md`` (the offline report plus the replay section)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+    (out_dir / "metrics.json").write_text(text)
+    figures: dict[str, Any] = {"matches": dict(match_figures)}
+    if plots:
+        figures.update(E.write_plots(report, out_dir))
+    md = E.render_report(report, figures).replace(
+        "# Evaluation report", "# Evaluation report (ROS node replay)", 1
+    )
+    head, sep, tail = md.partition("\n## Per sequence")
+    section = render_bench_section(report).rstrip("\n")
+    (out_dir / "report.md").write_text(head.rstrip("\n") + "\n\n" + section + "\n" + sep + tail)
+
+
+def summary_line(report: Mapping[str, Any]) -> str:
+    """The one log line the node ends with."""
+    parts = []
+    for name, res in report["methods"].items():
+        r = res["ros"]
+        lat = r["latency"]
+        acc = res["homography_accuracy"]
+        accs = "/".join("-" if v is None else f"{v:.3f}" for v in acc.values())
+        ips = r["images_per_second"]
+        parts.append(
+            f"{name}: {res['pairs']} pairs, homography accuracy eps {'/'.join(acc)} = {accs}, "
+            f"repeatability {_fmt(res['repeatability'])}; {r['frames']} frames, "
+            f"{r['frames_dropped']} dropped, latency p50/p95/max {_ms(lat['p50_ms'])}/"
+            f"{_ms(lat['p95_ms'])}/{_ms(lat['max_ms'])} ms, "
+            f"{'-' if ips is None else f'{ips:.2f}'} images/s"
+        )
+    return "; ".join(parts)
+
+
+def iter_limited(items: Iterable[Any], limit: int) -> Iterator[Any]:
+    """The first ``limit`` items (all for 0)."""
+    for k, item in enumerate(items):
+        if limit and k >= limit:
+            return
+        yield item
