@@ -45,7 +45,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
 from ..errors import InputError, SuperPointError
-from ..frontend import load_frontend
+from ..frontend import DEFAULT_WEIGHTS, load_frontend
 from ..matching import match_descriptors
 from .conversions import (
     compressed_to_numpy,
@@ -244,6 +244,11 @@ class SuperPointNode(Node):
     def start(self) -> None:
         """Load the front-end (start-up errors raise ``SuperPointError``) and wire everything."""
         cfg = self.config = self.read_config()
+        if cfg.weights is None and not DEFAULT_WEIGHTS.is_file():
+            raise SuperPointError(
+                f"no default model at {DEFAULT_WEIGHTS}; set the weights parameter to a .pt, "
+                ".onnx or .engine file"
+            )
         t0 = time.perf_counter()
         self.frontend = load_frontend(
             cfg.weights,
