@@ -49,8 +49,8 @@ def _open(path: Path, mode: str) -> h5py.File:
         return h5py.File(path, mode)
     except OSError as exc:
         raise InputError(
-            f"cannot open label store {path} ({exc}); if an export was killed while writing, "
-            "delete the file and export again"
+            f"cannot open label store {path} ({exc}); is it open in another process? If an "
+            "export was killed while writing it, delete the file and export again"
         ) from exc
 
 

@@ -1,0 +1,97 @@
+"""Export pseudo-labels by homographic adaptation (training step 3).
+
+  superpoint export-labels --weights MAGICPOINT --images DIR -o LABELS.h5
+      [--num-homographies N] [--batch-size B] [--device D] [--preview PNG]
+      [--config config/train/export_labels.yaml] [key=value ...]
+
+Every image under DIR (recursively) is read as grayscale, brought to 240x320 (aspect kept,
+centre crop), and labelled with the MagicPoint detector averaged over N random homographies; the
+points of all images go into one HDF5 store. Rerunning the same command resumes a killed export.
+Flags are shortcuts for config keys (--num-homographies is adaptation.num_homographies);
+``key=value`` overrides any key (e.g. adaptation.detection_threshold=0.02 rounds.num_rounds=2).
+--preview draws the labels over the first images into a PNG (alone: from an existing store).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+COMMAND = "export-labels"
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = REPO / "config" / "train" / "export_labels.yaml"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    parser.add_argument("--weights", type=Path, help="MagicPoint (detector) weights")
+    parser.add_argument("--images", type=Path, required=True, help="folder of images")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="label store (.h5)")
+    parser.add_argument(
+        "--config", type=Path, default=None,
+        help=f"export YAML (default: {DEFAULT_CONFIG.relative_to(REPO)} when present)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--num-homographies", type=int, default=None,
+        help="warps per image, the first the identity (adaptation.num_homographies; 100)",
+    )  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=None, help="images per batch")
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    parser.add_argument(
+        "--preview", type=Path, default=None, help="draw the labels of a few images into a PNG"
+    )
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the resolved config and exit"
+    )
+
+
+def resolve_config(args: argparse.Namespace):
+    from superpoint_ros.errors import ConfigError
+    from superpoint_training.config import load_config, parse_override
+    from superpoint_training.labels.export import ExportConfig
+
+    path = args.config
+    if path is None and DEFAULT_CONFIG.is_file():
+        path = DEFAULT_CONFIG
+    overrides: list = []
+    for text in args.overrides:
+        if "=" not in text:
+            raise ConfigError(f"unexpected argument {text!r}: overrides are key=value")
+        overrides.append(parse_override(text))
+    for dest, key in (
+        ("num_homographies", "adaptation.num_homographies"),
+        ("batch_size", "batch_size"),
+        ("device", "device"),
+        ("limit", "limit"),
+    ):
+        value = getattr(args, dest)
+        if value is not None:
+            overrides.append((key, value))
+    conf = load_config(ExportConfig, path, overrides)
+    return conf
+
+
+def run(args: argparse.Namespace) -> int:
+    from superpoint_ros.errors import ConfigError
+    from superpoint_training.labels.export import export_labels, save_preview, summary_text
+
+    conf = resolve_config(args)
+    if args.print_config:
+        import yaml
+
+        from superpoint_training.config import to_dict
+
+        print(yaml.safe_dump(to_dict(conf), sort_keys=False), end="")
+        return 0
+    if args.weights is None:
+        if args.preview is not None and args.output.is_file():
+            save_preview(args.output, args.images, args.preview, conf.preview_images)
+            print(f"preview: {args.preview}")
+            return 0
+        raise ConfigError("--weights is required (the MagicPoint checkpoint to adapt)")
+    summary = export_labels(conf, args.weights, args.images, args.output, args.preview)
+    print(summary_text(summary))
+    if args.preview is not None:
+        print(f"preview: {args.preview}")
+    return 0

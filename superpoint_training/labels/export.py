@@ -1,0 +1,441 @@
+"""Training step 3: export pseudo ground truth for a folder of images by homographic adaptation.
+
+``export_labels(conf, weights, images_dir, output) -> summary`` (also ``superpoint
+export-labels``): every image of ``images_dir`` (recursively, sorted, by extension) is read as
+grayscale and brought to ``conf.image_size`` (240x320, as the paper does for COCO:
+``prepare_image``), then ``labels.homographic_adaptation`` runs the MagicPoint ``weights`` on
+``adaptation.num_homographies`` warps of it, and the selected points go into one HDF5 label
+store (``labels.store``), committed every ``chunk_size`` images.
+
+* Resumable: rerunning the same command continues a killed export; images already in the store
+  are skipped, and a store made with another config or other weights is refused. Image ``name``
+  always gets the same homographies (drawn from ``(seed, crc32(name))``), so labels do not
+  depend on batch size, order or interruptions.
+* Unreadable images are logged, recorded in the store and counted in the summary.
+* Several rounds (``rounds.num_rounds > 1``, as the paper suggests and rpautrat's COCO recipe
+  does): export, train the detector on the labels (step-4 stage with ``descriptor_dim = 0``,
+  starting from the current weights), export again with the retrained detector; the
+  intermediate stores and runs sit beside the output (``<output stem>.round<k>.h5``,
+  ``<output stem>.round<k>_detector/``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from superpoint_ros.errors import ConfigError, InputError
+from superpoint_ros.model.superpoint import CELL
+
+from .homographic_adaptation import AdaptationConfig, sample_adaptation_homographies
+from .store import LabelStore, LabelStoreWriter, summarize
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
+RESIZE_MODES = ("crop", "stretch")
+
+
+@dataclass
+class RoundsConfig:
+    """Repeated adaptation (``rounds.*``): export, retrain the detector, export again."""
+
+    num_rounds: int = 1  # exports in all (1: a single export with the given weights)
+    steps: int = 20000  # detector training steps between two exports
+    config: str = ""  # step-4 YAML for that training (default: config/train/superpoint.yaml)
+    overrides: tuple[str, ...] = ()  # key=value overrides of that training (e.g. train.lr=...)
+
+
+@dataclass
+class ExportConfig:
+    """Everything ``superpoint export-labels`` depends on (``config/train/export_labels.yaml``).
+
+    Keys under "identity" decide the labels and are stored with them (a resumed export must
+    match); the others only change speed or reporting.
+    """
+
+    seed: int = 0  # identity: homographies of image `name` are drawn from (seed, crc32(name))
+    image_size: tuple[int, int] = (240, 320)  # identity: (h, w) the images are brought to
+    resize: str = "crop"  # identity: crop (keep aspect, fill, centre crop) | stretch
+    adaptation: AdaptationConfig = field(default_factory=AdaptationConfig)  # identity
+    batch_size: int = 1  # images adapted together (B x num_homographies warps per image batch)
+    chunk_size: int = 64  # images per store commit (a kill loses at most one chunk of work)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    num_threads: int = 0  # torch CPU threads (0: torch's default)
+    num_workers: int = 2  # image-reading worker processes (0: read in this process)
+    extensions: tuple[str, ...] = IMAGE_EXTENSIONS  # files taken as images (case-insensitive)
+    limit: int = 0  # export only the first N images of the sorted list (0: all)
+    progress: bool = True  # show the tqdm progress bar
+    preview_images: int = 8  # images drawn by --preview
+    rounds: RoundsConfig = field(default_factory=RoundsConfig)  # repeated adaptation
+
+
+IDENTITY_KEYS = ("seed", "image_size", "resize", "adaptation")
+
+
+def check_config(conf: ExportConfig) -> None:
+    h, w = conf.image_size
+    if h <= 0 or w <= 0 or h % CELL or w % CELL:
+        raise ConfigError(f"image_size must be positive multiples of {CELL}, got {h}x{w}")
+    if conf.resize not in RESIZE_MODES:
+        raise ConfigError(f"unknown resize {conf.resize!r}; valid: {', '.join(RESIZE_MODES)}")
+    for key in ("batch_size", "chunk_size"):
+        if getattr(conf, key) < 1:
+            raise ConfigError(f"{key} must be >= 1, got {getattr(conf, key)}")
+    for key in ("num_workers", "num_threads", "limit", "preview_images"):
+        if getattr(conf, key) < 0:
+            raise ConfigError(f"{key} must be >= 0, got {getattr(conf, key)}")
+    if conf.rounds.num_rounds < 1:
+        raise ConfigError(f"rounds.num_rounds must be >= 1, got {conf.rounds.num_rounds}")
+
+
+# ---------------------------------------------------------------------------------------------
+# images
+
+
+def list_images(
+    images_dir: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS
+) -> list[str]:
+    """Image paths under ``images_dir`` (recursive), relative, POSIX-style, sorted."""
+    root = Path(images_dir)
+    if not root.is_dir():
+        raise InputError(f"images folder not found: {root}")
+    exts = {e.lower() for e in extensions}
+    names = [
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.suffix.lower() in exts and p.is_file()
+    ]
+    return sorted(names)
+
+
+def resize_image(image: np.ndarray, size_hw: Sequence[int], mode: str = "crop") -> np.ndarray:
+    """Bring ``image [h, w]`` to ``size_hw``: ``stretch`` resizes to it; ``crop`` scales to
+    cover it keeping the aspect ratio, then takes the centre (the paper's COCO preprocessing).
+    Area interpolation when shrinking, linear when enlarging."""
+    th, tw = int(size_hw[0]), int(size_hw[1])
+    h, w = image.shape[:2]
+    if mode == "stretch":
+        new_h, new_w = th, tw
+    elif mode == "crop":
+        scale = max(th / h, tw / w)
+        new_h, new_w = max(th, math.ceil(h * scale - 1e-6)), max(tw, math.ceil(w * scale - 1e-6))
+    else:
+        raise ConfigError(f"unknown resize {mode!r}; valid: {', '.join(RESIZE_MODES)}")
+    if (new_h, new_w) != (h, w):
+        shrink = new_h * new_w < h * w
+        interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        image = cv2.resize(image, (new_w, new_h), interpolation=interp)
+    y0, x0 = (new_h - th) // 2, (new_w - tw) // 2
+    return np.ascontiguousarray(image[y0 : y0 + th, x0 : x0 + tw])
+
+
+def prepare_image(path: str | os.PathLike, size_hw: Sequence[int], mode: str = "crop"):
+    """Read ``path`` as 8-bit grayscale and ``resize_image`` it; ``InputError`` if unreadable."""
+    try:
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    except cv2.error as exc:  # some corrupt files make the decoder raise
+        raise InputError(f"{path}: cannot decode ({str(exc).strip().splitlines()[-1]})") from None
+    if image is None or image.size == 0:
+        raise InputError(f"{path}: cannot read image (missing, empty or unsupported format)")
+    return resize_image(image, size_hw, mode)
+
+
+class _ImageFolder:
+    """Map-style dataset for the DataLoader: ``(name, image uint8 [H, W] or None, error)``."""
+
+    def __init__(self, root: Path, names: Sequence[str], size_hw, mode: str):
+        self.root, self.names, self.size_hw, self.mode = root, list(names), size_hw, mode
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int):
+        name = self.names[i]
+        try:
+            return name, prepare_image(self.root / name, self.size_hw, self.mode), ""
+        except InputError as exc:
+            return name, None, str(exc)
+
+
+def _collate(items):
+    return items
+
+
+def image_rng(seed: int, name: str) -> np.random.Generator:
+    """The random source of image ``name``'s homographies (independent of order/batching)."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
+
+
+# ---------------------------------------------------------------------------------------------
+# export
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def store_identity(conf: ExportConfig, weights_sha: str) -> dict[str, Any]:
+    """What decides the labels: the identity keys of ``conf`` and the weights' hash."""
+    from superpoint_training.config import to_dict
+
+    tree = to_dict(conf)
+    return {**{k: tree[k] for k in IDENTITY_KEYS}, "weights_sha256": weights_sha}
+
+
+def load_detector(weights: str | os.PathLike, device):
+    """The network of ``weights`` (any layout ``load_weights`` reads), eval mode, on
+    ``device``."""
+    from superpoint_ros.model.weights import build_model, load_weights
+
+    return build_model(load_weights(weights)).to(device).eval()
+
+
+def export_labels(
+    conf: ExportConfig,
+    weights: str | os.PathLike,
+    images_dir: str | os.PathLike,
+    output: str | os.PathLike,
+    preview: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Run step 3 (all rounds, see the module doc); returns the final store's summary."""
+    check_config(conf)
+    weights, output = Path(weights), Path(output)
+    if not weights.is_file():
+        raise InputError(f"weights file not found: {weights}")
+    rounds = conf.rounds.num_rounds
+    summary: dict[str, Any] = {}
+    for r in range(1, rounds + 1):
+        out_r = output if r == rounds else output.with_name(f"{output.stem}.round{r}.h5")
+        summary = export_round(conf, weights, images_dir, out_r)
+        summary["round"] = r
+        if r < rounds:
+            weights = retrain_detector(conf, weights, images_dir, out_r, r)
+    if preview is not None:
+        save_preview(output, images_dir, preview, conf.preview_images)
+        summary["preview"] = str(preview)
+    return summary
+
+
+def export_round(
+    conf: ExportConfig,
+    weights: str | os.PathLike,
+    images_dir: str | os.PathLike,
+    output: str | os.PathLike,
+) -> dict[str, Any]:
+    """One export with ``weights`` into ``output`` (resuming it); returns the summary."""
+    import torch
+    from tqdm import tqdm
+
+    from superpoint_training.training.trainer import resolve_device
+
+    from .homographic_adaptation import adapt_and_select
+
+    root = Path(images_dir)
+    names = list_images(root, conf.extensions)
+    if conf.limit:
+        names = names[: conf.limit]
+    if not names:
+        raise InputError(f"no images ({', '.join(conf.extensions)}) under {root}")
+    device = resolve_device(conf.device)
+    if conf.num_threads > 0:
+        torch.set_num_threads(conf.num_threads)
+    writer = LabelStoreWriter(
+        output,
+        store_identity(conf, file_sha256(weights)),
+        {"weights": str(weights), "images": str(root.resolve()), "device": str(device)},
+    )
+    todo = [n for n in names if not writer.is_done(n)]
+    model = load_detector(weights, device)
+    ada = conf.adaptation
+    size = tuple(conf.image_size)
+    loader = torch.utils.data.DataLoader(
+        _ImageFolder(root, todo, size, conf.resize),
+        batch_size=conf.batch_size,
+        num_workers=conf.num_workers if len(todo) > conf.batch_size else 0,
+        collate_fn=_collate,
+    )
+    bar = tqdm(
+        total=len(names),
+        initial=len(names) - len(todo),
+        desc="export-labels",
+        unit="img",
+        dynamic_ncols=True,
+        mininterval=1.0,
+        disable=not conf.progress,
+    )
+    records: list = []
+    skipped: list = []
+    labelled = points = 0
+    start = time.perf_counter()
+    try:
+        for batch in loader:
+            good = [(n, img) for n, img, _ in batch if img is not None]
+            for n, _, err in batch:
+                if err:
+                    if conf.progress:
+                        bar.write(f"skipping unreadable image: {err}")
+                    else:
+                        log.warning("skipping unreadable image: %s", err)
+                    skipped.append((n, err))
+            if good:
+                imgs = torch.from_numpy(np.stack([img for _, img in good])).to(device)
+                imgs = imgs.float().div_(255.0)[:, None]
+                homs = np.stack(
+                    [
+                        sample_adaptation_homographies(
+                            image_rng(conf.seed, n), ada.num_homographies, size, ada.homography
+                        )
+                        for n, _ in good
+                    ]
+                )
+                labels = adapt_and_select(model, imgs, torch.from_numpy(homs), ada)
+                for (n, _), (pts, scs) in zip(good, labels):
+                    records.append((n, pts, scs))
+                    points += len(pts)
+                labelled += len(good)
+            bar.update(len(batch))
+            if len(records) + len(skipped) >= conf.chunk_size:
+                writer.append(records, skipped)
+                records, skipped = [], []
+            if labelled:
+                bar.set_postfix(pts=f"{points / labelled:.0f}/img")
+        writer.append(records, skipped)
+    except KeyboardInterrupt:
+        writer.append(records, skipped)  # keep the finished images of the open chunk
+        bar.write(f"interrupted: {len(writer.done)} images committed; rerun to continue")
+        raise
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - start
+    writer.finish()
+    store = LabelStore(output)
+    summary = {
+        **summarize(store),
+        "labelled_now": labelled,
+        "seconds_now": round(elapsed, 2),
+        "images_per_s_now": labelled / elapsed if elapsed > 0 and labelled else None,
+        "output": str(output),
+    }
+    writer.finish(summary)
+    return summary
+
+
+def retrain_detector(
+    conf: ExportConfig,
+    weights: Path,
+    images_dir: str | os.PathLike,
+    labels: Path,
+    round_index: int,
+) -> Path:
+    """Train the detector (step-4 stage, ``model.descriptor_dim=0``) on ``labels``, starting
+    from ``weights``, for ``rounds.steps`` steps; returns the new checkpoint. Resumes a run
+    that was cut short."""
+    from superpoint_training.config import load_config
+    from superpoint_training.training.superpoint import (
+        DEFAULT_CONFIG,
+        SuperPointTrainConfig,
+        train_superpoint,
+    )
+    from superpoint_training.training.trainer import LAST_CHECKPOINT
+
+    r = conf.rounds
+    run_dir = labels.with_name(f"{labels.stem}_detector")
+    overrides = [
+        *r.overrides,
+        ("model.descriptor_dim", 0),
+        ("train.steps", r.steps),
+        ("data.images", str(images_dir)),
+        ("data.labels", str(labels)),
+        ("init_weights", str(weights)),
+        ("train.device", conf.device),
+    ]
+    tconf = load_config(SuperPointTrainConfig, r.config or DEFAULT_CONFIG, overrides)
+    resume = (run_dir / LAST_CHECKPOINT).is_file()
+    log.info("round %d: training the detector on %s into %s", round_index, labels, run_dir)
+    return train_superpoint(tconf, run_dir, resume=resume)
+
+
+# ---------------------------------------------------------------------------------------------
+# preview
+
+
+def preview_image(
+    store_path: str | os.PathLike,
+    images_dir: str | os.PathLike,
+    num_images: int = 8,
+    cols: int = 4,
+) -> np.ndarray:
+    """A BGR grid of the store's first ``num_images`` images with their labels drawn."""
+    from superpoint_ros.visualize import draw_keypoints
+
+    store = LabelStore(store_path)
+    identity = store.identity
+    size = tuple(identity["image_size"])
+    tiles = []
+    with store:
+        for i in range(min(num_images, len(store))):
+            name = store.names[i]
+            image = prepare_image(Path(images_dir) / name, size, identity["resize"])
+            pts, _ = store.points(i)
+            tile = draw_keypoints(image, pts, radius=2)
+            cv2.putText(
+                tile, f"{name[-28:]}: {len(pts)} pts", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                (0, 0, 255), 1, cv2.LINE_AA,
+            )  # fmt: skip
+            tiles.append(tile)
+    if not tiles:
+        raise InputError(f"{store_path} holds no labelled image to preview")
+    cols = min(cols, len(tiles))
+    rows = math.ceil(len(tiles) / cols)
+    h, w = tiles[0].shape[:2]
+    grid = np.full((rows * (h + 4) - 4, cols * (w + 4) - 4, 3), 255, np.uint8)
+    for k, tile in enumerate(tiles):
+        y, x = (k // cols) * (h + 4), (k % cols) * (w + 4)
+        grid[y : y + h, x : x + w] = tile
+    return grid
+
+
+def save_preview(
+    store_path: str | os.PathLike,
+    images_dir: str | os.PathLike,
+    output: str | os.PathLike,
+    num_images: int = 8,
+) -> Path:
+    """Write ``preview_image`` as a PNG."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(output), preview_image(store_path, images_dir, num_images)):
+        raise InputError(f"cannot write {output}")
+    return output
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """One line per figure, for the command line."""
+    lines = [
+        f"labels: {summary.get('output')}",
+        f"images: {summary['images']} labelled ({summary['labelled_now']} in this run), "
+        f"{summary['skipped']} skipped (unreadable)",
+        f"points: {summary['points']} ({summary['points_per_image_mean']:.1f} per image, "
+        f"min {summary['points_per_image_min']}, max {summary['points_per_image_max']})",
+    ]
+    if summary.get("images_per_s_now"):
+        lines.append(
+            f"time: {summary['seconds_now']:.1f} s, {summary['images_per_s_now']:.3f} images/s"
+        )
+    return "\n".join(lines)
