@@ -669,6 +669,10 @@ def test_startup_errors_exit_non_zero_with_one_line(tmp_path, random_onnx):
     }
     if shutil.which("trtexec") or _importable("tensorrt"):
         del cases["backend"]
+    from superpoint_ros.frontend import DEFAULT_WEIGHTS
+
+    if not DEFAULT_WEIGHTS.is_file():  # weights:="" means the packaged model, not trained yet
+        cases["default"] = (["-p", "weights:=''", "-p", "backend:=onnxruntime"], "no default model")
     for name, (args, expected) in cases.items():
         code, log = run_node_until_exit(tmp_path / f"{name}.log", *args)
         lines = [line for line in log.splitlines() if line.strip()]
@@ -812,3 +816,38 @@ def _ros_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value)
+
+
+@pytest.mark.ros
+def test_benchmark_script_runs(random_onnx, tmp_path):
+    """benchmarks/bench_node.py end to end, tiny and short (the real run is 480x640, 30 s)."""
+    report_path = tmp_path / "bench.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "bench_node.py"),
+            "--weights",
+            str(random_onnx),
+            "--size",
+            "120x160",
+            "--duration",
+            "2",
+            "--warmup",
+            "1",
+            "--repeats",
+            "3",
+            "--rate",
+            "15",
+            "--json",
+            str(report_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode in (0, 1), run.stdout + run.stderr  # 1: a criterion failed (load)
+    report = yaml.safe_load(report_path.read_text())
+    assert report["frames_published"] == 30 and report["frames_answered"] >= 1
+    assert report["rss_kib"]["start"] > 0 and report["node_exit_code"] == 0
+    assert report["torch_imported_by_node"] == "False"
+    assert "PASS" in run.stdout or "FAIL" in run.stdout
