@@ -330,6 +330,15 @@ class NodeProcess:
             self._log.close()
 
 
+def ros_args(image: str | None = None, **params) -> list[str]:
+    """``-p name:=value`` for each parameter (ROS' YAML spelling) and ``-r image:=<image>``."""
+    out = []
+    for name, value in params.items():
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        out += ["-p", f"{name}:={text}"]
+    return out + (["-r", f"image:={image}"] if image else [])
+
+
 def run_node_until_exit(log_path: Path, *ros_args: str, timeout: float = 60.0):
     node = NodeProcess(log_path, *ros_args)
     try:
@@ -393,22 +402,17 @@ def client():
 def node(random_onnx, client, tmp_path_factory):
     proc = NodeProcess(
         tmp_path_factory.mktemp("node") / "node.log",
-        "-p",
-        f"weights:={random_onnx}",
-        "-p",
-        "backend:=onnxruntime",
-        "-p",
-        f"max_keypoints:={MAX_KP}",
-        "-p",
-        f"max_image_pixels:={MAX_PIXELS}",
-        "-p",
-        "diagnostics_period:=0.25",
-        "-p",
-        "log_period:=2.0",
-        "-p",
-        "threads:=2",
-        "-r",
-        "image:=/test/image",
+        *ros_args(
+            image="/test/image",
+            weights=random_onnx,
+            backend="onnxruntime",
+            max_keypoints=MAX_KP,
+            max_image_pixels=MAX_PIXELS,
+            diagnostics_period=0.25,
+            log_period=2.0,
+            threads=2,
+            not_a_parameter=1,  # a typo in a params file: warned about, not fatal
+        ),
     )
     try:
         _wait_for_node(client, proc)
@@ -636,6 +640,7 @@ def test_diagnostics_and_no_torch_in_the_node(node, client):
         float(values[key])
     assert int(values["processed"]) >= 1 and int(values["errors"]) == 0
     assert "torch not loaded" in node.log()
+    assert "ignoring unknown parameters ['not_a_parameter']" in node.log()
 
 
 @pytest.mark.ros
@@ -672,7 +677,10 @@ def test_startup_errors_exit_non_zero_with_one_line(tmp_path, random_onnx):
     from superpoint_ros.frontend import DEFAULT_WEIGHTS
 
     if not DEFAULT_WEIGHTS.is_file():  # weights:="" means the packaged model, not trained yet
-        cases["default"] = (["-p", "weights:=''", "-p", "backend:=onnxruntime"], "no default model")
+        cases["default"] = (
+            ["-p", "weights:=''", "-p", "backend:=onnxruntime"],
+            "no default model",
+        )
     for name, (args, expected) in cases.items():
         code, log = run_node_until_exit(tmp_path / f"{name}.log", *args)
         lines = [line for line in log.splitlines() if line.strip()]
@@ -694,16 +702,13 @@ def test_compressed_input_and_clean_shutdown(random_onnx, client, tmp_path):
 
     node = NodeProcess(
         tmp_path / "compressed.log",
-        "-p",
-        f"weights:={random_onnx}",
-        "-p",
-        f"max_keypoints:={MAX_KP}",
-        "-p",
-        "use_compressed:=true",
-        "-p",
-        "diagnostics_period:=0.25",
-        "-r",
-        "image:=/test/image_compressed",
+        *ros_args(
+            image="/test/image_compressed",
+            weights=random_onnx,
+            max_keypoints=MAX_KP,
+            use_compressed=True,
+            diagnostics_period=0.25,
+        ),
     )
     try:
         _wait_for_node(client, node, "/test/image_compressed")
@@ -787,13 +792,9 @@ def test_matches_are_correct_under_a_known_homography(client, tmp_path):
     baked = load_frontend(weights, backend="onnxruntime").config
     node = NodeProcess(
         tmp_path / "trained.log",
-        "-p",
-        f"weights:={weights}",
-        "-p",
-        "backend:=onnxruntime",
-        *[a for k, v in baked.graph_key().items() for a in ("-p", f"{k}:={_ros_value(v)}")],
-        "-r",
-        "image:=/test/image",
+        *ros_args(
+            image="/test/image", weights=weights, backend="onnxruntime", **baked.graph_key()
+        ),
     )
     try:
         _wait_for_node(client, node)
@@ -812,35 +813,14 @@ def test_matches_are_correct_under_a_known_homography(client, tmp_path):
     assert correct >= 0.8, f"{correct:.0%} of {len(error)} matches within 3 px"
 
 
-def _ros_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)
-
-
 @pytest.mark.ros
 def test_benchmark_script_runs(random_onnx, tmp_path):
     """benchmarks/bench_node.py end to end, tiny and short (the real run is 480x640, 30 s)."""
     report_path = tmp_path / "bench.json"
+    args = ["--weights", str(random_onnx), "--size", "120x160", "--duration", "2"]
+    args += ["--warmup", "1", "--repeats", "3", "--rate", "15", "--json", str(report_path)]
     run = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "benchmarks" / "bench_node.py"),
-            "--weights",
-            str(random_onnx),
-            "--size",
-            "120x160",
-            "--duration",
-            "2",
-            "--warmup",
-            "1",
-            "--repeats",
-            "3",
-            "--rate",
-            "15",
-            "--json",
-            str(report_path),
-        ],
+        [sys.executable, str(REPO / "benchmarks" / "bench_node.py"), *args],
         capture_output=True,
         text=True,
         timeout=120,
