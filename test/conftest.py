@@ -16,7 +16,7 @@ SHARED_DATA = Path(os.environ.get("SUPERPOINT_SHARED_DATA", REPO.parent / "share
 def shared_data() -> Path:
     """``../shared/data`` (or $SUPERPOINT_SHARED_DATA); skips the test where it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data folder {SHARED_DATA} is absent (only developer/CI machines have it)")
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (developer/CI machines only)")
     return SHARED_DATA
 
 
