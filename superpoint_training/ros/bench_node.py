@@ -367,9 +367,13 @@ def _shutdown() -> None:
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``bench_node``: 0 when the bag was replayed and the report written."""
-    rclpy.init(args=args)
-    node: BenchNode | None = None
     logger = rclpy.logging.get_logger(NODE_NAME)
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # rcl rejects the command line (e.g. "-p name:=" without a value)
+        logger.fatal(f"bench failed: bad ROS arguments: {_one_line(exc)}")
+        return 2
+    node: BenchNode | None = None
     try:
         try:
             node = BenchNode()
