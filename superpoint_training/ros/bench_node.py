@@ -266,8 +266,9 @@ class BenchNode(Node):
         answered = [g for g in self.logs if g.sequence == run.name and g.latency is not None]
         lat = B.latency_summary(g.latency for g in answered)
         acc = B.E.summarise(records, p.eps)["homography_accuracy"] if records else {}
+        number = list(self.sequences).index(run.name) + 1
         self.get_logger().info(
-            f"sequence {len(self.sequences)} {run.name}: {len(answered)}/{len(run.frames)} "
+            f"sequence {number} {run.name}: {len(answered)}/{len(run.frames)} "
             f"frames answered, latency p50 {B._ms(lat['p50_ms'])} ms, homography accuracy "
             + "/".join("-" if v is None else f"{v:.2f}" for v in acc.values())
         )
