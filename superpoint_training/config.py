@@ -269,8 +269,10 @@ def to_dict(conf: Any) -> Any:
         return {str(k): to_dict(v) for k, v in conf.items()}
     if isinstance(conf, (list, tuple)):
         return [to_dict(v) for v in conf]
-    if isinstance(conf, Path):
-        return str(conf)
+    if isinstance(conf, (str, Path)):
+        return str(conf)  # also str subclasses (torch.__version__) that YAML cannot write
+    if hasattr(conf, "item") and callable(conf.item):  # numpy / torch scalars
+        return conf.item()
     return conf
 
 

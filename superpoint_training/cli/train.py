@@ -1,0 +1,149 @@
+"""Train a stage of SuperPoint: ``superpoint train magicpoint [options] [key=value ...]``.
+
+Stages: magicpoint (step 2, synthetic shapes), superpoint (step 4, when installed). Each stage
+reads its YAML (``--config``, default ``config/train/<stage>.yaml``), then ``key=value``
+overrides (dotted keys, YAML values: ``train.lr=5e-4 model.backbone=vgg_bn``), then the flags
+below, which are shortcuts for config keys. ``superpoint train <stage> --help`` lists the
+stage's own flags; ``--print-config`` shows the resolved config and exits.
+
+Common flags: --output DIR, --steps N (train.steps), --batch-size B (train.batch_size),
+--device auto|cpu|cuda|cuda:N (train.device), --resume, --overfit-batch (train.overfit_batch),
+--eval-only [--weights W], --print-config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+from pathlib import Path
+
+COMMAND = "train"
+COMMON_FLAGS = {  # flag dest -> config key
+    "steps": "train.steps",
+    "batch_size": "train.batch_size",
+    "device": "train.device",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stage", help="training stage: magicpoint | superpoint")
+    parser.add_argument(
+        "args",
+        nargs=argparse.REMAINDER,
+        help="the stage's options and key=value overrides (see: superpoint train STAGE --help)",
+    )
+
+
+def stage_parser(stage) -> argparse.ArgumentParser:
+    """The parser of ``superpoint train <stage> ...`` (common flags + the stage's own)."""
+    p = argparse.ArgumentParser(
+        prog=f"superpoint train {stage.name}",
+        description=stage.description or None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Overrides: dotted config keys with YAML values, e.g. train.lr=5e-4 "
+        "'model.backbone_args={channels: [32, 32, 64, 64]}'.",
+    )
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.add_argument(
+        "--config", type=Path, default=None,
+        help=f"stage YAML (default: {stage.default_config}; with --resume or --eval-only: "
+        "<output>/config.yaml; a run's config.yaml works anywhere)",
+    )  # fmt: skip
+    p.add_argument(
+        "--output", "-o", type=Path, default=None,
+        help="run directory (default: runs/<stage>_<date-time>; required with --resume)",
+    )  # fmt: skip
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (train.steps)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch (train.batch_size)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (train.device)")
+    p.add_argument(
+        "--resume", action="store_true",
+        help="continue the run in --output from its checkpoint_last.pt",
+    )  # fmt: skip
+    p.add_argument(
+        "--overfit-batch", action="store_true",
+        help="debug: train on one batch over and over (train.overfit_batch=true)",
+    )  # fmt: skip
+    p.add_argument(
+        "--eval-only", action="store_true",
+        help="evaluate --weights (default: <output>/checkpoint_last.pt) and write the report "
+        "into <output>/eval instead of training",
+    )  # fmt: skip
+    p.add_argument("--weights", type=Path, default=None, help="weights for --eval-only")
+    p.add_argument(
+        "--print-config", action="store_true", help="print the resolved config and exit"
+    )
+    for flag, (key, help_text) in stage.flags.items():
+        p.add_argument(flag, default=None, help=f"{help_text} ({key})")
+    return p
+
+
+def resolve_config(stage, opts: argparse.Namespace):
+    """Defaults <- YAML <- key=value overrides <- flags."""
+    from superpoint_ros.errors import ConfigError
+    from superpoint_training.config import load_config, parse_override
+
+    path = opts.config
+    if path is None and Path(stage.default_config).is_file():
+        path = Path(stage.default_config)
+    overrides: list = []
+    for text in opts.overrides:
+        if "=" not in text:
+            raise ConfigError(
+                f"unexpected argument {text!r}: overrides are key=value (e.g. train.steps=10)"
+            )
+        overrides.append(parse_override(text))
+    for dest, key in COMMON_FLAGS.items():
+        value = getattr(opts, dest)
+        if value is not None:
+            overrides.append((key, value))
+    if opts.overfit_batch:
+        overrides.append(("train.overfit_batch", True))
+    for flag, (key, _) in stage.flags.items():
+        value = getattr(opts, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            overrides.append(parse_override(f"{key}={value}"))
+    return load_config(stage.config_cls, path, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from superpoint_ros.errors import ConfigError
+    from superpoint_training.training.trainer import LAST_CHECKPOINT, get_stage
+
+    stage = get_stage(args.stage)
+    opts = stage_parser(stage).parse_intermixed_args(args.args)
+    if opts.config is None and opts.output is not None and (opts.resume or opts.eval_only):
+        run_config = opts.output / "config.yaml"  # the run's own config, if it has one
+        if run_config.is_file():
+            opts.config = run_config
+    conf = resolve_config(stage, opts)
+    if opts.print_config:
+        import yaml
+
+        from superpoint_training.config import to_dict
+
+        print(yaml.safe_dump(to_dict(conf), sort_keys=False), end="")
+        return 0
+    if opts.eval_only:
+        if stage.evaluate is None:
+            raise ConfigError(f"stage {stage.name!r} has no --eval-only evaluation")
+        if opts.output is None and opts.weights is None:
+            raise ConfigError("--eval-only needs --output RUN_DIR or --weights FILE")
+        weights = opts.weights or opts.output / LAST_CHECKPOINT
+        out_dir = (opts.output or weights.parent) / "eval"
+        from superpoint_training.evaluation.detection import results_table
+
+        device = getattr(getattr(conf, "train", None), "device", "auto")
+        results = stage.evaluate(weights, conf, out_dir, device)
+        print(results_table(results))
+        print(f"report: {out_dir}")
+        return 0
+    if opts.resume and opts.output is None:
+        raise ConfigError("--resume needs --output RUN_DIR (the run to continue)")
+    output = opts.output
+    if output is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        output = Path("runs") / f"{stage.name}_{stamp}"
+    last = stage.run(conf, output, resume=opts.resume)
+    print(f"checkpoint: {last}")
+    return 0

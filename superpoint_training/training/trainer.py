@@ -1,0 +1,692 @@
+"""A generic, resumable training loop shared by the training stages (MagicPoint, SuperPoint).
+
+What a stage supplies (see ``superpoint_training/training/magicpoint.py``):
+
+* a model (``SuperPointNet``), a map-style dataset whose item ``i`` is a deterministic function
+  of ``(seed, i)`` and its ``collate_fn``;
+* ``step_fn(model, batch, ctx) -> (loss, scalars)``: the forward pass and the loss of one batch
+  (``ctx.generator`` / ``ctx.np_rng`` are the only random sources it may use);
+* optionally ``validate(model, ctx) -> {name: float}``, called every ``val_every`` steps and at
+  the end with the model in eval mode under ``torch.no_grad()``.
+
+What the trainer does: Adam(W) with a learning-rate schedule, a tqdm bar (loss, images/s),
+TensorBoard scalars (``run_dir/tensorboard``), ``metrics.jsonl``, atomic checkpoints
+(``checkpoint_step_000500.pt`` every ``checkpoint_every`` steps and at the end, plus
+``checkpoint_last.pt``) in the project's checkpoint format (``superpoint extract --weights``
+loads them), each holding model, optimizer, scheduler, step, RNG states, resolved config, seed
+and git revision.
+
+Exact resumption. The batch of step ``s`` is made of dataset items chosen by
+``StepBatchSampler``, a pure function of ``(seed, s)``; the random generators handed to
+``step_fn`` and the global torch / numpy / python RNGs are saved in every checkpoint and
+restored; the DataLoader gets its own generator, so creating one never consumes global random
+state. Running N steps in one go and running k steps, stopping, then ``resume=True`` to N give
+bitwise-equal weights on the CPU (``test/test_training_magicpoint.py``). Ctrl-C writes
+``checkpoint_last.pt`` for the last completed step before stopping.
+
+Distributed training (DDP): *not implemented*. The pieces that need it are in place: the
+sampler takes ``rank``/``world_size`` and gives each process its slice of the global batch,
+per-process generators are seeded with the rank, only ``is_main`` writes checkpoints, logs and
+the bar, and checkpoints store the unwrapped model. What is left: ``init_process_group``, wrap
+the model in ``DistributedDataParallel``, all-reduce the logged scalars and run validation on
+rank 0 only (with a barrier around it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from superpoint_ros.errors import ConfigError
+from superpoint_ros.model.weights import checkpoint_dict, save_checkpoint
+from superpoint_ros.registry import Registry
+
+LAST_CHECKPOINT = "checkpoint_last.pt"
+STEP_CHECKPOINT = "checkpoint_step_{step:06d}.pt"
+_STEP_RE = re.compile(r"checkpoint_step_(\d+)\.pt$")
+LR_SCHEDULES = ("constant", "cosine", "step")
+OPTIMIZERS = ("adam", "adamw")
+WORKER_STARTS = ("forkserver", "spawn", "fork")
+
+
+@dataclass
+class TrainerConfig:
+    """The training loop's knobs (``train.*`` in a stage's YAML)."""
+
+    steps: int = 200_000  # optimizer steps of the whole run (resuming continues to this count)
+    batch_size: int = 32  # images per step (the global batch; DDP would split it)
+    optimizer: str = "adam"  # adam | adamw
+    lr: float = 1e-3  # peak learning rate
+    adam_betas: tuple[float, float] = (0.9, 0.999)  # Adam's beta1, beta2
+    weight_decay: float = 0.0  # L2 (adam) or decoupled (adamw) weight decay
+    lr_schedule: str = "constant"  # constant | cosine (to lr_min at the last step) | step
+    lr_warmup_steps: int = 0  # linear warm-up from 0 over this many steps
+    lr_min: float = 0.0  # final learning rate of the cosine schedule
+    lr_step_every: int = 0  # "step" schedule: multiply lr by lr_step_gamma every this many steps
+    lr_step_gamma: float = 0.1  # "step" schedule factor
+    grad_clip: float = 0.0  # clip the gradient's global L2 norm to this (0: no clipping)
+    device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
+    num_threads: int = 0  # torch intra-op CPU threads (0: torch's default)
+    num_workers: int = 2  # DataLoader worker processes (0: load batches in this process)
+    worker_start: str = "forkserver"  # how workers start: forkserver | spawn | fork (see doc)
+    log_every: int = 50  # steps between TensorBoard/metrics.jsonl scalars and bar updates
+    checkpoint_every: int = 5000  # steps between checkpoints (one is always written at the end)
+    keep_checkpoints: int = 3  # newest step checkpoints kept (0: keep all); checkpoint_last stays
+    val_every: int = 5000  # steps between validations (0: only at the end)
+    overfit_batch: bool = False  # debug: train on the first batch over and over
+    time_limit_min: float = 0.0  # stop (checkpoint + final validation) after this many minutes
+    # of this invocation (0: no limit); --resume continues to `steps`
+    progress: bool = True  # show the tqdm progress bar
+    tensorboard: bool = True  # write TensorBoard scalars to <run>/tensorboard
+
+
+@dataclass
+class StepContext:
+    """What ``step_fn`` and ``validate`` get besides the model and the batch."""
+
+    step: int  # steps completed before this one (0 for the first)
+    device: torch.device
+    generator: torch.Generator  # explicit torch random source (CPU), saved in checkpoints
+    np_rng: np.random.Generator  # explicit numpy random source, saved in checkpoints
+    run_dir: Path
+    writer: Any = None  # TensorBoard SummaryWriter or None
+    is_main: bool = True
+    final: bool = False  # the validation at the end of this invocation (steps or time limit)
+
+
+StepFn = Callable[[nn.Module, dict[str, Any], StepContext], tuple[torch.Tensor, dict[str, Any]]]
+ValidateFn = Callable[[nn.Module, StepContext], Mapping[str, float]]
+
+
+# ---------------------------------------------------------------------------------------------
+# data order: a pure function of (seed, step)
+
+
+class StepBatchSampler(torch.utils.data.Sampler):
+    """Yields the dataset indices of steps ``start_step .. end_step - 1``, one list per step.
+
+    Sample ``j`` of step ``s`` is global position ``p = s * batch_size + j``; positions run
+    through the dataset epoch by epoch, each epoch in the order of a permutation drawn from
+    ``(seed, epoch)`` (``shuffle``) or in index order. ``overfit`` repeats step 0's batch.
+    Under DDP, process ``rank`` of ``world_size`` takes every ``world_size``-th sample of the
+    global batch. Nothing here has state: resuming at step ``s`` gives the same batches.
+    """
+
+    def __init__(
+        self,
+        length: int,
+        batch_size: int,
+        seed: int,
+        start_step: int,
+        end_step: int,
+        shuffle: bool = True,
+        overfit: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        if length <= 0:
+            raise ConfigError("the training dataset is empty")
+        self.length = length
+        self.batch_size = batch_size
+        self.seed = seed
+        self.start_step = start_step
+        self.end_step = end_step
+        self.shuffle = shuffle
+        self.overfit = overfit
+        self.rank = rank
+        self.world_size = world_size
+        self._perm: tuple[int, np.ndarray] | None = None
+
+    def _order(self, epoch: int) -> np.ndarray:
+        if self._perm is None or self._perm[0] != epoch:
+            if self.shuffle:
+                perm = np.random.default_rng([self.seed, epoch]).permutation(self.length)
+            else:
+                perm = np.arange(self.length)
+            self._perm = (epoch, perm)
+        return self._perm[1]
+
+    def indices(self, step: int) -> list[int]:
+        """The dataset indices of this process's share of step ``step``'s batch."""
+        if self.overfit:
+            step = 0
+        out = []
+        for j in range(self.rank, self.batch_size, self.world_size):
+            epoch, pos = divmod(step * self.batch_size + j, self.length)
+            out.append(int(self._order(epoch)[pos]))
+        return out
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start_step, self.end_step):
+            yield self.indices(step)
+
+    def __len__(self) -> int:
+        return max(0, self.end_step - self.start_step)
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: ``cuda`` if available, else ``cpu``; a requested CUDA device must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise ConfigError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} asked for, but torch sees no CUDA device here")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {name!r} asked for, but only {torch.cuda.device_count()} CUDA "
+                "device(s) exist"
+            )
+    return device
+
+
+def make_optimizer(params, conf: TrainerConfig) -> torch.optim.Optimizer:
+    if conf.optimizer == "adam":
+        cls = torch.optim.Adam
+    elif conf.optimizer == "adamw":
+        cls = torch.optim.AdamW
+    else:
+        raise ConfigError(f"unknown optimizer {conf.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+    return cls(params, lr=conf.lr, betas=tuple(conf.adam_betas), weight_decay=conf.weight_decay)
+
+
+def lr_factor(step: int, conf: TrainerConfig) -> float:
+    """Learning-rate multiplier for the update after ``step`` completed steps."""
+    if conf.lr_warmup_steps > 0 and step < conf.lr_warmup_steps:
+        return (step + 1) / conf.lr_warmup_steps
+    if conf.lr_schedule == "constant":
+        return 1.0
+    if conf.lr_schedule == "step":
+        return conf.lr_step_gamma ** (step // conf.lr_step_every) if conf.lr_step_every else 1.0
+    if conf.lr_schedule == "cosine":
+        span = max(1, conf.steps - conf.lr_warmup_steps)
+        t = min(1.0, (step - conf.lr_warmup_steps) / span)
+        floor = conf.lr_min / conf.lr if conf.lr > 0 else 0.0
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+    raise ConfigError(f"unknown lr_schedule {conf.lr_schedule!r}; valid: {LR_SCHEDULES}")
+
+
+def check_trainer_config(conf: TrainerConfig) -> None:
+    """Reject values the loop cannot run with, naming the key."""
+    positive = ("steps", "batch_size", "log_every", "checkpoint_every")
+    for key in positive:
+        if getattr(conf, key) <= 0:
+            raise ConfigError(f"train.{key} must be > 0, got {getattr(conf, key)}")
+    for key in ("num_threads", "num_workers", "keep_checkpoints", "val_every", "lr_warmup_steps",
+                "time_limit_min", "grad_clip", "weight_decay"):  # fmt: skip
+        if getattr(conf, key) < 0:
+            raise ConfigError(f"train.{key} must be >= 0, got {getattr(conf, key)}")
+    if conf.worker_start not in WORKER_STARTS:
+        raise ConfigError(
+            f"unknown train.worker_start {conf.worker_start!r}; valid: {', '.join(WORKER_STARTS)}"
+        )
+    if conf.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(
+            f"unknown train.lr_schedule {conf.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}"
+        )
+    if conf.optimizer not in OPTIMIZERS:
+        raise ConfigError(
+            f"unknown train.optimizer {conf.optimizer!r}; valid: {', '.join(OPTIMIZERS)}"
+        )
+    if conf.lr <= 0:
+        raise ConfigError(f"train.lr must be > 0, got {conf.lr}")
+
+
+def rng_state(generator: torch.Generator, np_rng: np.random.Generator) -> dict[str, Any]:
+    """Every random state a run depends on, as checkpoint-safe data (``weights_only`` loads)."""
+    state = {
+        "torch": torch.get_rng_state(),
+        "torch_generator": generator.get_state(),
+        "numpy_generator": np_rng.bit_generator.state,
+        "numpy_global": _np_global_state(),
+        "python": _python_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _np_global_state() -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}  # fmt: skip
+
+
+def _python_state() -> list[Any]:
+    version, internal, gauss = random.getstate()
+    return [version, torch.tensor(internal, dtype=torch.int64), gauss]
+
+
+def set_rng_state(
+    state: Mapping[str, Any], generator: torch.Generator, np_rng: np.random.Generator
+) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["torch_generator"])
+    np_rng.bit_generator.state = state["numpy_generator"]
+    g = state["numpy_global"]
+    np.random.set_state(
+        (g["name"], g["keys"].numpy().astype(np.uint32), g["pos"], g["has_gauss"],
+         g["cached_gaussian"])
+    )  # fmt: skip
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(int(v) for v in internal.tolist()), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by the trainer (safely: ``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no checkpoint to resume from: {path} does not exist")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if "step" not in ckpt or "optimizer" not in ckpt:
+        raise ConfigError(f"{path} is a weights file without training state; cannot resume")
+    return ckpt
+
+
+def step_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of the step checkpoints in ``run_dir``, oldest first."""
+    out = []
+    for p in run_dir.glob("checkpoint_step_*.pt"):
+        m = _STEP_RE.search(p.name)
+        if m:
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Make ``dst`` a copy of ``src`` atomically (hard link when the filesystem allows)."""
+    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def _scalar(v: Any) -> float:
+    return float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else float(v)
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+
+
+@dataclass
+class Trainer:
+    """Runs ``conf.steps`` optimizer steps of ``step_fn`` over ``dataset`` (see module doc)."""
+
+    model: nn.Module
+    dataset: torch.utils.data.Dataset
+    step_fn: StepFn
+    conf: TrainerConfig
+    run_dir: Path
+    seed: int
+    resolved_config: dict[str, Any]  # the stage's whole resolved config, saved in checkpoints
+    stage: str = "train"
+    collate_fn: Callable | None = None
+    worker_init_fn: Callable[[int], None] | None = None
+    validate: ValidateFn | None = None
+    conventions: Mapping[str, Any] | None = None
+    git_revision: str = "unknown"
+    shuffle: bool = True
+    rank: int = 0
+    world_size: int = 1
+    on_step_end: list[Callable[[int], None]] = field(default_factory=list)  # hooks (tests)
+
+    def __post_init__(self) -> None:
+        check_trainer_config(self.conf)
+        self.run_dir = Path(self.run_dir)
+        self.is_main = self.rank == 0
+        self.device = resolve_device(self.conf.device)
+        self.model.to(self.device)
+        self.optimizer = make_optimizer(self.model.parameters(), self.conf)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, self.conf)
+        )
+        stream = self.seed * 1000 + self.rank  # per-process streams, reproducible
+        self.generator = torch.Generator().manual_seed(stream)
+        self.np_rng = np.random.default_rng(stream)
+        self.step = 0
+        self.writer = None
+        self._in_update = False
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def checkpoint(self) -> dict[str, Any]:
+        model = getattr(self.model, "module", self.model)  # unwrap DDP
+        return checkpoint_dict(
+            model,
+            self.conventions,
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            step=self.step,
+            rng=rng_state(self.generator, self.np_rng),
+            config=self.resolved_config,
+            seed=self.seed,
+            stage=self.stage,
+            git_revision=self.git_revision,
+        )
+
+    def save(self) -> Path:
+        """Write ``checkpoint_step_<step>.pt`` and ``checkpoint_last.pt`` (atomically), then
+        drop the oldest step checkpoints beyond ``keep_checkpoints``."""
+        path = save_checkpoint(
+            self.run_dir / STEP_CHECKPOINT.format(step=self.step), self.checkpoint()
+        )
+        _link_or_copy(path, self.run_dir / LAST_CHECKPOINT)
+        keep = self.conf.keep_checkpoints
+        if keep > 0:
+            for _, old in step_checkpoints(self.run_dir)[:-keep]:
+                old.unlink(missing_ok=True)
+        return path
+
+    def restore(self, path: str | os.PathLike) -> None:
+        ckpt = load_training_checkpoint(path)
+        model = getattr(self.model, "module", self.model)
+        model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"], self.generator, self.np_rng)
+        self.step = int(ckpt["step"])
+
+    # -- loop ---------------------------------------------------------------------------------
+
+    def _context(self, final: bool = False) -> StepContext:
+        return StepContext(
+            self.step, self.device, self.generator, self.np_rng, self.run_dir, self.writer,
+            self.is_main, final,
+        )  # fmt: skip
+
+    def _batches(self) -> Iterator[Any]:
+        """The batches of steps ``self.step .. conf.steps - 1``. DataLoader workers are started
+        here, at once (not on the first ``next``): ``fit`` calls this before it starts threads
+        (TensorBoard's writer, tqdm's monitor), since forking a process that runs other threads
+        can deadlock the child on a lock one of them held."""
+        sampler = StepBatchSampler(
+            len(self.dataset), self.conf.batch_size, self.seed, self.step, self.conf.steps,
+            shuffle=self.shuffle, overfit=self.conf.overfit_batch, rank=self.rank,
+            world_size=self.world_size,
+        )  # fmt: skip
+        if self.conf.overfit_batch:  # one batch, loaded once, reused every step
+            first = self.collate([self.dataset[i] for i in sampler.indices(0)])
+            return iter([first] * len(sampler))
+        loader = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_sampler=sampler,
+            num_workers=self.conf.num_workers,
+            collate_fn=self.collate_fn,
+            worker_init_fn=self.worker_init_fn,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(self.seed + self.step),
+            persistent_workers=False,
+            multiprocessing_context=self.conf.worker_start if self.conf.num_workers else None,
+        )
+        return iter(loader)
+
+    def collate(self, items: list[Any]) -> Any:
+        if self.collate_fn is not None:
+            return self.collate_fn(items)
+        return torch.utils.data.default_collate(items)
+
+    def run_validation(self, final: bool = False) -> dict[str, float]:
+        if self.validate is None:
+            return {}
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                ctx = self._context(final)
+                metrics = {k: float(v) for k, v in self.validate(self.model, ctx).items()}
+        finally:
+            self.model.train(was_training)
+        if self.is_main:
+            for k, v in metrics.items():
+                if self.writer is not None:
+                    self.writer.add_scalar(f"val/{k}", v, self.step)
+            self._log_json({"step": self.step, "split": "val", **metrics})
+        return metrics
+
+    def _log_json(self, record: Mapping[str, Any]) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def fit(self, resume: bool = False) -> Path:
+        """Train to ``conf.steps``; returns the path of ``checkpoint_last.pt``.
+
+        ``resume``: continue from ``run_dir/checkpoint_last.pt``. Without it, a run directory
+        that already holds a checkpoint is refused (so a run is never overwritten by accident).
+        """
+        from tqdm import tqdm
+
+        last = self.run_dir / LAST_CHECKPOINT
+        if resume:
+            self.restore(last)
+        elif last.exists():
+            raise ConfigError(
+                f"{self.run_dir} already holds a run ({LAST_CHECKPOINT}); pass --resume to "
+                "continue it, or choose another --output"
+            )
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.conf.num_threads > 0:
+            torch.set_num_threads(self.conf.num_threads)
+        if self.step >= self.conf.steps:
+            return last
+        batches = self._batches()  # before any thread starts (see _batches)
+        if self.is_main and self.conf.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step drops events a killed run logged after its last checkpoint
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step)
+        bar = tqdm(
+            total=self.conf.steps,
+            initial=self.step,
+            desc=self.stage,
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=1.0,
+            disable=not (self.conf.progress and self.is_main),
+        )
+        self.model.train()
+        sums: dict[str, float] = {}
+        count = 0
+        window_start = started = time.perf_counter()
+        limit_s = self.conf.time_limit_min * 60.0
+        data_time = 0.0
+        try:
+            while self.step < self.conf.steps:
+                t0 = time.perf_counter()
+                batch = _to_device(next(batches), self.device)
+                data_time += time.perf_counter() - t0
+                loss, scalars = self.step_fn(self.model, batch, self._context())
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss is {float(loss)} at step {self.step}")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self._in_update = True
+                if self.conf.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), self.conf.grad_clip)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                self._in_update = False
+                sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+                for k, v in scalars.items():
+                    sums[k] = sums.get(k, 0.0) + _scalar(v)
+                count += 1
+                bar.update(1)
+                timed_out = limit_s > 0 and time.perf_counter() - started >= limit_s
+                end = self.step == self.conf.steps or timed_out
+                if self.step % self.conf.log_every == 0 or end:
+                    elapsed = time.perf_counter() - window_start
+                    record = {k: v / count for k, v in sums.items()}
+                    record["images_per_s"] = count * self.conf.batch_size / max(elapsed, 1e-9)
+                    record["data_fraction"] = data_time / max(elapsed, 1e-9)
+                    record["lr"] = self.optimizer.param_groups[0]["lr"]
+                    self._log_train(record, bar)
+                    sums, count, data_time = {}, 0, 0.0
+                    window_start = time.perf_counter()
+                for hook in self.on_step_end:
+                    hook(self.step)
+                if self.is_main and (self.step % self.conf.checkpoint_every == 0 or end):
+                    self.save()
+                overfit = self.conf.overfit_batch
+                periodic = self.conf.val_every > 0 and self.step % self.conf.val_every == 0
+                if (periodic and not overfit) or end:
+                    metrics = self.run_validation(final=end)
+                    if metrics and self.is_main:
+                        bar.write(
+                            f"step {self.step}: "
+                            + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+                        )
+                    # validation time is not training throughput
+                    window_start = time.perf_counter()
+                if timed_out:
+                    bar.write(
+                        f"time limit of {self.conf.time_limit_min:g} min reached at step "
+                        f"{self.step}; continue with --resume"
+                    )
+                    break
+        except KeyboardInterrupt:
+            if self.is_main and not self._in_update and self.step > 0:
+                self.save()
+                bar.write(f"interrupted: saved step {self.step}; continue with --resume")
+            raise
+        finally:
+            bar.close()
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
+        return last
+
+    def _log_train(self, record: Mapping[str, float], bar) -> None:
+        if not self.is_main:
+            return
+        if self.writer is not None:
+            for k, v in record.items():
+                self.writer.add_scalar(f"train/{k}", v, self.step)
+        self._log_json({"step": self.step, "split": "train", **record})
+        bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_s']:.1f}")
+
+
+# ---------------------------------------------------------------------------------------------
+# stages: `superpoint train <stage>` looks them up here
+
+
+@dataclass
+class Stage:
+    """A training stage as the command line sees it.
+
+    ``run(conf, output_dir, resume=False) -> Path`` trains (or resumes) and returns the last
+    checkpoint; ``config_cls`` is its config dataclass; ``default_config`` the YAML used without
+    ``--config``; ``flags`` maps extra command-line flags to config keys, e.g.
+    ``{"--labels": ("data.labels", "pseudo-label store")}`` (the common flags --steps,
+    --batch-size, --device, --overfit-batch exist for every stage); ``evaluate(weights, conf,
+    output_dir, device) -> results``, if given, backs ``--eval-only``.
+    """
+
+    name: str
+    run: Callable[..., Path]
+    config_cls: type
+    default_config: str
+    flags: dict[str, tuple[str, str]] = field(default_factory=dict)
+    description: str = ""
+    evaluate: Callable[..., Any] | None = None
+
+
+STAGES: Registry[Stage] = Registry("training stage")
+
+
+def get_stage(name: str) -> Stage:
+    """The stage registered as ``name``. A stage module ``superpoint_training.training.<name>``
+    registers itself when imported, so it is imported on demand; on an unknown name every
+    module of the package is imported so the error lists all valid stages."""
+    import importlib
+    import pkgutil
+
+    from .. import training as package
+
+    if name not in STAGES:
+        try:
+            importlib.import_module(f"{package.__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{package.__name__}.{name}":
+                raise
+    if name not in STAGES:
+        for info in pkgutil.iter_modules(package.__path__):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{package.__name__}.{info.name}")
+    try:
+        return STAGES.get(name)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0])) from None
+
+
+# Resuming must not change what the run computes. These keys may differ between the config a
+# run was started with and the one it is resumed with (they change speed or reporting, or
+# extend a run whose schedule does not depend on its length).
+RESUME_MUTABLE_KEYS = (
+    "train.device",
+    "train.num_threads",
+    "train.num_workers",
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.val_every",
+    "train.progress",
+    "train.tensorboard",
+    "train.steps",
+    "train.time_limit_min",
+    "train.worker_start",
+)
+
+
+def check_resume_config(saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:
+    """Refuse to resume with a config that changes the computation (see
+    ``RESUME_MUTABLE_KEYS``); ``train.steps`` may change only with the constant schedule."""
+    from ..config import flatten
+
+    a, b = flatten(saved), flatten(current)
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    mutable = set(RESUME_MUTABLE_KEYS)
+    if b.get("train.lr_schedule") != "constant":
+        mutable.discard("train.steps")
+    bad = [k for k in diff if k not in mutable and not k.startswith("eval.")]
+    if bad:
+        details = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in bad[:8])
+        raise ConfigError(
+            "cannot resume with a different config (" + details + "); the run's own config is "
+            "<run>/config.yaml: resume with --config <run>/config.yaml, or start a new --output"
+        )
