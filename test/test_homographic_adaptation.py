@@ -154,4 +154,4 @@ def test_config_rejects_bad_values():
     with pytest.raises(ValueError):
         AdaptationConfig(num_homographies=0)
     with pytest.raises(ValueError):
-        AdaptationConfig(warp_batch=0)
+        AdaptationConfig(warp_batch=-1)

@@ -281,3 +281,16 @@ def test_export_rounds_retrain_the_detector(data, tmp_path):
     ckpt = torch.load(run / "checkpoint_last.pt", map_location="cpu", weights_only=True)
     assert ckpt["model_config"]["descriptor_dim"] == 0 and ckpt["step"] == 2
     assert final.identity["weights_sha256"] != first.identity["weights_sha256"]
+
+
+@pytest.mark.parametrize("name", ["superpoint.yaml", "superpoint_cpu.yaml", "export_labels.yaml"])
+def test_shipped_configs_load(name):
+    path = Path(__file__).resolve().parents[1] / "config" / "train" / name
+    cls = ExportConfig if name.startswith("export") else SuperPointTrainConfig
+    conf = load_config(cls, path)
+    if cls is SuperPointTrainConfig:
+        assert conf.model.descriptor_dim == 256 and conf.loss.descriptor in (
+            "dense", "dense_normalized")  # fmt: skip
+        SuperPointNet(conf.model)  # the configured network builds
+    else:
+        assert conf.adaptation.num_homographies == 100 and tuple(conf.image_size) == (240, 320)

@@ -20,10 +20,10 @@ outside the image blend with zeros, like OpenCV's constant border.
 
 Validity: a pixel of the warped image is valid when its preimage rounds to a pixel of the
 original (OpenCV's nearest-neighbour warp of a mask of ones), eroded by ``valid_border_margin``
-pixels with the elliptic kernel ``superpoint_training.data.augment.warp_valid_mask`` uses, so the
-artificial edge between image and black border produces no detections. The erosion does not
-eat into the frame's own edges. Unwarped masks weigh the average: ``prob(p) = sum_i
-unwarp_i(prob_i * mask_i)(p) / sum_i unwarp_i(mask_i)(p)``.
+pixels (square kernel: max-pooling, cheap on every device), so the artificial edge between image
+and black border produces no detections. The erosion does not eat into the frame's own edges.
+Unwarped masks weigh the average: ``prob(p) = sum_i unwarp_i(prob_i * mask_i)(p) / sum_i
+unwarp_i(mask_i)(p)``.
 """
 
 from __future__ import annotations
@@ -66,16 +66,26 @@ class AdaptationConfig:
     detection_threshold: float = 0.015  # keep averaged probabilities above this
     top_k: int = 0  # keep at most this many points per image, best first (0: no limit)
     border: int = 4  # drop points closer than this to the image edge, pixels
-    warp_batch: int = 100  # warped images per network forward (memory vs speed)
+    warp_batch: int = 0  # warped images per network forward (0: auto, see resolve_warp_batch)
 
     def __post_init__(self) -> None:
         if self.num_homographies < 1:
             raise ValueError(f"num_homographies must be >= 1, got {self.num_homographies}")
-        if self.warp_batch < 1:
-            raise ValueError(f"warp_batch must be >= 1, got {self.warp_batch}")
+        if self.warp_batch < 0:
+            raise ValueError(f"warp_batch must be >= 0, got {self.warp_batch}")
         for key in ("valid_border_margin", "nms_radius", "top_k", "border"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+
+
+def resolve_warp_batch(warp_batch: int, num_homographies: int, device) -> int:
+    """``warp_batch`` 0 (auto): all warps of an image in one forward on a GPU, where batching
+    is what makes the path fast; 1 on a CPU, where the network is memory-bound and larger
+    batches only add memory traffic (``benchmarks/bench_homographic_adaptation.py``: on this
+    project's 2-core CPU, batches of 100 run at 0.38x the speed of batches of 1)."""
+    if warp_batch > 0:
+        return warp_batch
+    return max(1, num_homographies) if torch.device(device).type == "cuda" else 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,6 +103,33 @@ def sample_adaptation_homographies(
     return out
 
 
+def _source_coords(H: torch.Tensor, src_hw, out_hw, device) -> torch.Tensor:
+    """``[M, Ho, Wo, 2]`` (x, y) source pixel of every output pixel: ``H^-1 p`` (float32)."""
+    ho, wo = out_hw
+    H_inv = torch.linalg.inv(H.to(device=device, dtype=torch.float64)).to(torch.float32)
+    ys = torch.arange(ho, device=device, dtype=torch.float32)
+    xs = torch.arange(wo, device=device, dtype=torch.float32)
+    # H^-1 [x, y, 1]^T, separably: column term (x) + row term (y, 1), no [Ho*Wo, 3] matmul
+    cols = H_inv[:, None, None, :, 0] * xs[None, None, :, None]  # [M, 1, Wo, 3]
+    rows = H_inv[:, None, None, :, 1] * ys[None, :, None, None] + H_inv[:, None, None, :, 2]
+    src = cols + rows  # [M, Ho, Wo, 3]
+    z = src[..., 2:3]
+    z = torch.where(z.abs() < 1e-9, torch.full_like(z, 1e-9), z)
+    return src[..., :2] / z
+
+
+def _grid(coords: torch.Tensor, src_hw) -> torch.Tensor:
+    """Pixel coordinates -> grid_sample's ``align_corners=True`` frame (module docstring)."""
+    h, w = src_hw
+    scale = coords.new_tensor([2.0 / (w - 1), 2.0 / (h - 1)])
+    return (coords * scale - 1.0).clamp(-4.0, 4.0)  # far outside is outside: no huge values
+
+
+def _identity_mask(H: torch.Tensor) -> torch.Tensor:
+    eye = torch.eye(3, dtype=H.dtype, device=H.device)
+    return (H == eye).flatten(1).all(dim=1)
+
+
 def warp_images(
     images: torch.Tensor,
     H: torch.Tensor,
@@ -102,54 +139,40 @@ def warp_images(
     """Warp ``images [M, C, h, w]`` by ``H [M, 3, 3]`` (source pixels -> output pixels) into
     ``[M, C, H_out, W_out]`` (default: the same size): ``out(p) = images(H^-1 p)``, zeros
     outside (``cv2.warpPerspective`` semantics, module docstring). ``mode``: bilinear | nearest.
-    """
-    m, _, h, w = images.shape
-    ho, wo = (h, w) if size_hw is None else (int(size_hw[0]), int(size_hw[1]))
+    The identity is exact (not off by the grid's rounding, ~1e-6)."""
+    _, _, h, w = images.shape
+    out_hw = (h, w) if size_hw is None else (int(size_hw[0]), int(size_hw[1]))
     if h < 2 or w < 2:
         raise ValueError(f"cannot warp images of {h}x{w} pixels (need at least 2x2)")
-    H = H.to(device=images.device, dtype=torch.float64)
-    ys, xs = torch.meshgrid(
-        torch.arange(ho, device=images.device, dtype=torch.float64),
-        torch.arange(wo, device=images.device, dtype=torch.float64),
-        indexing="ij",
-    )
-    pts = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1).reshape(1, -1, 3)
-    src = pts @ torch.linalg.inv(H).transpose(1, 2)  # [M, Ho*Wo, 3]
-    z = src[..., 2:3]
-    z = torch.where(z.abs() < 1e-12, torch.full_like(z, 1e-12), z)
-    xy = src[..., :2] / z
-    scale = xy.new_tensor([2.0 / (w - 1), 2.0 / (h - 1)])
-    grid = (xy * scale - 1.0).clamp(-4.0, 4.0)  # far outside is outside: avoid huge values
-    grid = grid.reshape(m, ho, wo, 2).to(images.dtype)
+    grid = _grid(_source_coords(H, (h, w), out_hw, images.device), (h, w)).to(images.dtype)
     out = F.grid_sample(images, grid, mode=mode, padding_mode="zeros", align_corners=True)
-    if (ho, wo) == (h, w):
-        # the identity (first of every adaptation) is exact, not off by grid rounding (~1e-6)
-        identity = (H == torch.eye(3, dtype=H.dtype, device=H.device)).flatten(1).all(dim=1)
+    if out_hw == (h, w):
+        identity = _identity_mask(H.to(images.device))
         if identity.any():
             out = torch.where(identity[:, None, None, None], images, out)
     return out
 
 
-def _erosion_kernel(margin: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
-
-
 def erode_masks(masks: torch.Tensor, margin: int) -> torch.Tensor:
-    """Erode 0/1 ``masks [M, 1, H, W]`` with the elliptic ``(2 margin + 1)^2`` kernel (as
-    ``cv2.erode`` with its default border does: the frame's edges do not erode)."""
+    """Erode 0/1 ``masks [M, 1, H, W]`` with a ``(2 margin + 1)^2`` square (as ``cv2.erode``
+    with a rectangular kernel and its default border: the frame's edges do not erode)."""
     if margin <= 0:
         return masks
-    kernel = torch.from_numpy(_erosion_kernel(margin).astype(np.float32)).to(masks)
-    hits = F.conv2d(1.0 - masks, kernel[None, None], padding=margin)
-    return (hits < 0.5).to(masks.dtype)
+    # max-pooling pads with -inf: pixels outside the frame never erode the inside
+    return -F.max_pool2d(-masks, 2 * margin + 1, stride=1, padding=margin)
 
 
 def valid_masks(
     H: torch.Tensor, size_hw: Sequence[int], margin: int, device=None, dtype=torch.float32
 ) -> torch.Tensor:
-    """``[M, 1, H, W]`` validity of each warped image (module docstring)."""
-    ones = torch.ones(H.shape[0], 1, int(size_hw[0]), int(size_hw[1]), device=device, dtype=dtype)
-    return erode_masks(warp_images(ones, H, mode="nearest"), margin)
+    """``[M, 1, H, W]`` validity of each warped image (module docstring): the preimage of the
+    pixel rounds to a pixel of the original (OpenCV's nearest-neighbour warp of a mask of ones),
+    eroded by ``margin``."""
+    h, w = int(size_hw[0]), int(size_hw[1])
+    xy = _source_coords(H, (h, w), (h, w), device)
+    inside = (xy[..., 0] > -0.5) & (xy[..., 0] < w - 0.5)
+    inside &= (xy[..., 1] > -0.5) & (xy[..., 1] < h - 0.5)
+    return erode_masks(inside[:, None].to(dtype), margin)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,9 +210,10 @@ def homographic_adaptation(
         warped = warp_images(images[idx], Hs)
         masks = valid_masks(Hs, (h, w), valid_border_margin, device, dtype)
         prob = detector_scores(model(warped)["logits"])[:, None]  # [M, 1, H, W]
-        H_inv = torch.linalg.inv(Hs)  # unwarp: out(p) = warped(H p)
-        numerator.index_add_(0, idx, warp_images(prob * masks, H_inv)[:, 0])
-        count.index_add_(0, idx, warp_images(masks, H_inv)[:, 0])
+        # unwarp (out(p) = warped(H p)) the masked map and the mask together: one grid
+        back = warp_images(torch.cat([prob * masks, masks], dim=1), torch.linalg.inv(Hs))
+        numerator.index_add_(0, idx, back[:, 0])
+        count.index_add_(0, idx, back[:, 1])
     prob = torch.where(count > 1e-6, numerator / count.clamp(min=1e-6), torch.zeros_like(count))
     return {"prob": prob, "count": count}
 
@@ -214,7 +238,8 @@ def homographic_adaptation_reference(
     numerator = np.zeros((h, w), np.float64)
     count = np.zeros((h, w), np.float64)
     ones = np.ones((h, w), np.uint8)
-    kernel = _erosion_kernel(valid_border_margin) if valid_border_margin > 0 else None
+    side = 2 * valid_border_margin + 1
+    kernel = np.ones((side, side), np.uint8) if valid_border_margin > 0 else None
     for H in np.asarray(homographies, np.float64):
         warped = warp_image(image, H)
         mask = cv2.warpPerspective(ones, H, (w, h), flags=cv2.INTER_NEAREST)
@@ -261,8 +286,9 @@ def adapt_and_select(
     config: AdaptationConfig,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``homographic_adaptation`` then ``select_points`` with ``config``'s settings."""
+    warp_batch = resolve_warp_batch(config.warp_batch, homographies.shape[1], images.device)
     prob = homographic_adaptation(
-        model, images, homographies, config.valid_border_margin, config.warp_batch
+        model, images, homographies, config.valid_border_margin, warp_batch
     )["prob"]
     return select_points(
         prob, config.nms_radius, config.detection_threshold, config.top_k, config.border
