@@ -74,13 +74,6 @@ def main() -> int:
     parser.add_argument("--random", action="store_true", help="export a random-weights model")
     parser.add_argument("--rate", type=float, default=0.0, help="bench rate (0 = lockstep)")
     parser.add_argument("--protocol", default="", help="protocol overrides (space-separated)")
-    parser.add_argument(
-        "--offline-cvtcolor",
-        action="store_true",
-        help="also evaluate offline with images decoded in colour and made grey by "
-        "cv2.cvtColor (as the node and the bag writer do) instead of cv2.imread(GRAYSCALE): "
-        "demonstrates the change proposed in docs/bench_node.md",
-    )
     parser.add_argument("-o", "--output", required=True)
     args = parser.parse_args()
 
@@ -139,22 +132,7 @@ def main() -> int:
     print("on the node (bench_node):\n" + summary_table(robot))
     (r,) = robot["methods"].values()
     (o,) = offline["methods"].values()
-    compare(r, o, "offline as is")
-    if args.offline_cvtcolor:
-        import cv2
-
-        from superpoint_training.evaluation import datasets
-
-        def read_image(path, grayscale=True):
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if grayscale else image
-
-        datasets.read_image = read_image
-        evaluate(args.dataset, [str(model)], out / "offline_cvtcolor", protocol=protocol,
-                 cache_dir=None, backend="onnxruntime", progress=False, plots=False)  # fmt: skip
-        cvt = json.loads((out / "offline_cvtcolor" / "metrics.json").read_text())
-        print("offline, grey by cv2.cvtColor:\n" + summary_table(cvt))
-        compare(r, next(iter(cvt["methods"].values())), "offline with cvtColor grey")
+    compare(r, o, "offline")
     ros = r["ros"]
     for p, s in ros["latency_per_pass"].items():
         print(

@@ -89,6 +89,24 @@ def test_protocol_image_conversions():
     assert B.protocol_image(m16, "mono16", True).tolist() == [[0, 1, 255]]  # the high byte
 
 
+def test_bench_frames_have_the_offline_readers_pixels(tmp_path):
+    """A colour file stored in a bag as the writer stores it, then made grey by the bench, has
+    exactly the pixels ``superpoint evaluate`` reads from the file, in every format."""
+    from superpoint_training.bags.reader import encoding_for
+    from superpoint_training.bags.writer import load_image
+    from superpoint_training.evaluation.datasets import read_image
+
+    bgr = np.random.default_rng(1).integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    for ext in (".ppm", ".png", ".jpg"):
+        path = tmp_path / f"colour{ext}"
+        assert cv2.imwrite(str(path), bgr)
+        stored = load_image(path)
+        assert encoding_for(stored) == "bgr8"
+        np.testing.assert_array_equal(
+            B.protocol_image(stored, "bgr8", grayscale=True), read_image(path), err_msg=ext
+        )
+
+
 def test_plan_sequence_frames_sizes_and_homographies():
     protocol = Protocol(reference=1, targets=(2, 4), rep_size=(16, 24), hom_size=(32, 48))
     images = [np.full((40, 60), 10 * i, np.uint8) for i in range(1, 4)]
@@ -284,10 +302,11 @@ def test_launch_description_builds_where_launch_ros_exists():
 # The real pair over DDS
 
 
-def _photo() -> np.ndarray:
-    data = pytest.importorskip("skimage.data")
-    gray = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
-    return cv2.resize(gray, (SIZE[1], SIZE[0]), interpolation=cv2.INTER_AREA)
+def _photo(colour: bool = False) -> np.ndarray:
+    """skimage's astronaut at ``SIZE``: grey, or BGR with ``colour``."""
+    rgb = pytest.importorskip("skimage.data").astronaut()
+    image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR if colour else cv2.COLOR_RGB2GRAY)
+    return cv2.resize(image, (SIZE[1], SIZE[0]), interpolation=cv2.INTER_AREA)
 
 
 def _viewpoints() -> list[np.ndarray]:
@@ -311,8 +330,8 @@ def _write_h(path: Path, H: np.ndarray) -> None:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """Two HPatches-layout sequences of a real photo: ``v_astro`` (grey PGM files, known
-    warps) and ``i_astro`` (colour PPM files, identity homographies, brightness changes; the
-    three channels are equal so every grey conversion gives the same pixels)."""
+    warps) and ``i_astro`` (the colour photo as PPM files, identity homographies, brightness
+    changes: the bench and the offline reader must make them grey alike)."""
     root = tmp_path_factory.mktemp("hpatches")
     photo = _photo()
     v = root / "v_astro"
@@ -324,11 +343,12 @@ def dataset(tmp_path_factory) -> Path:
         _write_h(v / f"H_1_{n}", H)
     i = root / "i_astro"
     i.mkdir()
+    colour = _photo(colour=True)
     for n, (gain, bias) in enumerate(
         [(1, 0), (0.6, 0), (0.8, 20), (1.2, 0), (0.5, 40), (1.3, -20)]
     ):
-        lit = np.clip(photo * gain + bias, 0, 255).astype(np.uint8)
-        cv2.imwrite(str(i / f"{n + 1}.ppm"), cv2.cvtColor(lit, cv2.COLOR_GRAY2BGR))
+        lit = np.clip(colour * gain + bias, 0, 255).astype(np.uint8)
+        cv2.imwrite(str(i / f"{n + 1}.ppm"), lit)
         if n:
             _write_h(i / f"H_1_{n + 1}", np.eye(3))
     return root

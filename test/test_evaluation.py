@@ -19,6 +19,7 @@ from superpoint_training.evaluation.datasets import (
     iter_pairs,
     load_sequence,
     make_pair,
+    read_image,
 )
 from superpoint_training.evaluation.evaluate import cached_extraction, evaluate
 from superpoint_training.evaluation.methods import OrbMethod, get_method
@@ -148,6 +149,27 @@ def test_homography_from_another_reference(tiny_dataset):
     seq = load_sequence(tiny_dataset / "v_astro")
     H12, H13 = seq.homography(2), seq.homography(3)
     np.testing.assert_allclose(seq.homography(3, reference=2), H13 @ np.linalg.inv(H12))
+
+
+def test_read_image_makes_colour_grey_like_cvtcolor(tmp_path):
+    """Colour files become grey with ``cv2.cvtColor``'s rounding (what the node does to colour
+    frames), whatever the format; grey files come back unchanged."""
+    bgr = np.array([[[55, 0, 71], [217, 207, 235]]], np.uint8)
+    # 0.114 B + 0.587 G + 0.299 R = 27.499 and 216.512, rounded: 27 and 217. (Decoding straight
+    # to grey, cv2.IMREAD_GRAYSCALE, gives 28/217 for the PPM and 27/216 for the PNG.)
+    for ext in (".ppm", ".png"):
+        path = tmp_path / f"colour{ext}"
+        assert cv2.imwrite(str(path), bgr)
+        assert read_image(path).tolist() == [[27, 217]]
+        assert read_image(path, grayscale=False).tolist() == bgr.tolist()
+    grey = np.array([[0, 7, 128, 255]], np.uint8)
+    assert cv2.imwrite(str(tmp_path / "grey.pgm"), grey)
+    assert read_image(tmp_path / "grey.pgm").tolist() == [[0, 7, 128, 255]]
+    assert read_image(tmp_path / "grey.pgm", grayscale=False).tolist() == [
+        [[0] * 3, [7] * 3, [128] * 3, [255] * 3]
+    ]
+    with pytest.raises(InputError, match="cannot read image"):
+        read_image(tmp_path / "missing.png")
 
 
 # --- methods ----------------------------------------------------------------------------------

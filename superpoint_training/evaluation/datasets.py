@@ -92,12 +92,21 @@ def read_homography(path: str | Path) -> np.ndarray:
 
 
 def read_image(path: str | Path, grayscale: bool = True) -> np.ndarray:
-    """uint8 ``[h, w]`` (grayscale) or ``[h, w, 3]`` BGR, read with OpenCV."""
-    flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR
-    image = cv2.imread(str(path), flag)
+    """uint8 ``[h, w]`` (``grayscale``) or ``[h, w, 3]`` BGR, read with OpenCV.
+
+    Files are decoded as they are (``IMREAD_ANYCOLOR``: grey files stay one channel, colour
+    ones come as 8-bit BGR, alpha dropped) and colour is made grey with
+    ``cv2.cvtColor(BGR2GRAY)``: the conversion the node's front-end and the bench node apply to
+    colour frames, so offline and on-robot evaluation see the same grey pixels. (Decoding
+    straight to grey, ``IMREAD_GRAYSCALE``, rounds differently on some pixels: by one grey
+    level, and per format.)
+    """
+    image = cv2.imread(str(path), cv2.IMREAD_ANYCOLOR)
     if image is None:
         raise InputError(f"{path}: cannot read image (missing, empty or unsupported format)")
-    return image
+    if image.ndim == 2:
+        return image if grayscale else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if grayscale else image
 
 
 def stretch(image: np.ndarray, size: Size | None, interpolation: str = "area") -> np.ndarray:

@@ -220,10 +220,9 @@ def protocol_image(image: np.ndarray, encoding: str, grayscale: bool) -> np.ndar
     """A bag image (``[H, W]`` or ``[H, W, C]`` in ``encoding``) as the methods see it: uint8
     gray ``[H, W]`` when ``grayscale``, else uint8 BGR ``[H, W, 3]``.
 
-    Colour becomes gray with ``cv2.cvtColor`` (what the node's front-end and the bag writer
-    use). The offline reader decodes files straight to gray with ``cv2.imread``, whose
-    rounding differs by one grey level on a few pixels of colour files (docs/bench_node.md).
-    ``mono16`` keeps the high byte, the node's default ``mono16_shift``.
+    Colour becomes gray with ``cv2.cvtColor``, as the node's front-end and the offline reader
+    (``evaluation.datasets.read_image``) make it, so the node sees the pixels ``superpoint
+    evaluate`` sees. ``mono16`` keeps the high byte, the node's default ``mono16_shift``.
     """
     if encoding == "mono16":
         image = (np.asarray(image, np.uint16) >> 8).astype(np.uint8)
