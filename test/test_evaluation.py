@@ -20,6 +20,7 @@ from superpoint_training.evaluation.datasets import (
     load_sequence,
     make_pair,
     read_image,
+    sequence_kind,
 )
 from superpoint_training.evaluation.evaluate import cached_extraction, evaluate
 from superpoint_training.evaluation.methods import OrbMethod, get_method
@@ -128,6 +129,10 @@ def test_layouts_kinds_and_discovery(tmp_path, tiny_dataset):
     img = np.zeros((32, 32), np.uint8)
     _write_sequence(tmp_path / "leuven", "oxford", [img] * 3, [np.eye(3)] * 2)
     assert load_sequence(tmp_path / "leuven").kind == ILLUMINATION
+    # The rule by name (what a sequence read back from a bag gets): HPatches i_* and Oxford
+    # leuven are illumination, everything else viewpoint.
+    assert [sequence_kind(n) for n in ("i_ajuntament", "leuven", "Leuven")] == [ILLUMINATION] * 3
+    assert [sequence_kind(n) for n in ("v_graffiti", "graf", "boat", "bikes")] == [VIEWPOINT] * 4
     assert load_sequence(tmp_path) is None  # a folder of sequences is not a sequence
     seqs = find_sequences(tiny_dataset)
     assert [(s.name, s.kind, s.layout) for s in seqs] == [

@@ -41,6 +41,15 @@ INTERPOLATIONS = {
 }
 
 
+def sequence_kind(name: str) -> str:
+    """``ILLUMINATION`` for HPatches ``i_*`` sequences and the Oxford scenes that differ by
+    lighting only (``leuven``), else ``VIEWPOINT``: the split a sequence counts in. By name
+    alone, so a sequence read back from a bag gets the same kind as its folder."""
+    if name.startswith("i_") or name.lower() in OXFORD_ILLUMINATION:
+        return ILLUMINATION
+    return VIEWPOINT
+
+
 @dataclass
 class HomographySequence:
     """One sequence: its images by index (1..6) and the GT homographies from image 1."""
@@ -140,12 +149,9 @@ def load_sequence(path: str | Path) -> HomographySequence | None:
             elif m := h_re.match(f.name):
                 homs[int(m.group(1))] = f
         if 1 in images and homs:
-            name = path.name
-            if layout == "hpatches":
-                kind = ILLUMINATION if name.startswith("i_") else VIEWPOINT
-            else:
-                kind = ILLUMINATION if name.lower() in OXFORD_ILLUMINATION else VIEWPOINT
-            return HomographySequence(name, path, layout, kind, images, homs)
+            return HomographySequence(
+                path.name, path, layout, sequence_kind(path.name), images, homs
+            )
     return None
 
 

@@ -40,12 +40,7 @@ import numpy as np
 from superpoint_ros.errors import ConfigError, InputError
 from superpoint_ros.ros.node_config import ParamSpec
 from superpoint_training.evaluation import evaluate as E
-from superpoint_training.evaluation.datasets import (
-    ILLUMINATION,
-    OXFORD_ILLUMINATION,
-    VIEWPOINT,
-    stretch,
-)
+from superpoint_training.evaluation.datasets import sequence_kind, stretch
 from superpoint_training.evaluation.methods import Method, keep_best, method_name
 from superpoint_training.evaluation.protocol import Protocol
 
@@ -251,14 +246,6 @@ class Frame:
     def frame_id(self) -> str:
         """The bag's frame id of the image (``"v_graffiti/3"``): names the frame in logs."""
         return f"{self.sequence}/{self.index}"
-
-
-def sequence_kind(name: str) -> str:
-    """``illumination`` for HPatches ``i_*`` and Oxford ``leuven``, else ``viewpoint`` (the
-    rules of ``evaluation.datasets.load_sequence``, which also knows the folder layout)."""
-    if name.startswith("i_") or name.lower() in OXFORD_ILLUMINATION:
-        return ILLUMINATION
-    return VIEWPOINT
 
 
 @dataclass
