@@ -125,9 +125,9 @@ class PolygonConfig:
 class MultiplePolygonsConfig:
     num_polygons: int = 30  # polygons attempted; most are dropped as overlapping
     occlusion_probability: float = 0.1  # an attempt may overlap (occlude) earlier polygons
-    texture_std_range: tuple[float, float] = (0.0, 20.0)  # gray-level std of the fill texture
+    texture_std_range: tuple[float, float] = (0.0, 12.0)  # gray-level std of the fill texture
     texture_kernel_ratio: tuple[float, float] = (0.039, 0.078)  # texture smoothness / larger side
-    min_color_distance: int = 40  # occluder vs occluded gray-level difference
+    min_color_distance: int = 50  # gray-level difference between polygons that may touch
 
 
 @dataclass(frozen=True)
@@ -310,10 +310,11 @@ def _inset_polygon(points: np.ndarray, d: float, max_move: float = 2.0) -> np.nd
     k = len(p)
     if k < 3:
         return p
-    area2 = np.sum(p[:, 0] * np.roll(p[:, 1], -1) - np.roll(p[:, 0], -1) * p[:, 1])
+    nxt = np.concatenate([p[1:], p[:1]])
+    area2 = np.sum(p[:, 0] * nxt[:, 1] - nxt[:, 0] * p[:, 1])
     if abs(area2) < 1e-9:
         return p
-    edge = np.roll(p, -1, axis=0) - p  # edge i: p[i] -> p[i+1]
+    edge = nxt - p  # edge i: p[i] -> p[i+1]
     length = np.linalg.norm(edge, axis=1)
     if np.any(length < 1e-9):
         return p
@@ -509,8 +510,9 @@ def _inside_polygon(points: np.ndarray, polygon: np.ndarray, margin: float = 1e-
 
 
 def _edges(polygon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, ends)`` of the edges of ``polygon [K, 2]``, edge ``k`` ending at ``k + 1``."""
     p = np.asarray(polygon, np.float64)
-    return p, np.roll(p, -1, axis=0)
+    return p, np.concatenate([p[1:], p[:1]])
 
 
 def apply_homography(H: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -548,21 +550,32 @@ def polygons_scene(
     polys = [np.asarray(p, np.float64).reshape(-1, 2) for p in polygons]
     textures = list(textures) if textures is not None else [None] * len(polys)
     ops: list[Op] = [Fill(p, float(c), t) for p, c, t in zip(polys, colors, textures)]
+    boxes = np.array([[*p.min(axis=0), *p.max(axis=0)] for p in polys]).reshape(-1, 4)
+    # overlap[i, j]: the bounding boxes meet (the exact tests below are skipped otherwise)
+    overlap = (
+        (boxes[:, None, 0] <= boxes[None, :, 2])
+        & (boxes[None, :, 0] <= boxes[:, None, 2])
+        & (boxes[:, None, 1] <= boxes[None, :, 3])
+        & (boxes[None, :, 1] <= boxes[:, None, 3])
+    )
     keypoints = []
     for i, poly in enumerate(polys):
         visible = np.ones(len(poly), bool)
-        for later in polys[i + 1 :]:
-            visible &= ~_inside_polygon(poly, later)
+        for j in range(i + 1, len(polys)):
+            if overlap[i, j]:
+                visible &= ~_inside_polygon(poly, polys[j])
         keypoints.append(poly[visible])
     for a in range(len(polys)):
         for b in range(a + 1, len(polys)):
+            if not overlap[a, b]:
+                continue
             hit, point = segment_intersections(*_edges(polys[a]), *_edges(polys[b]))
             junctions = point[hit]
             if not len(junctions):
                 continue
             keep = np.ones(len(junctions), bool)
             for c in range(a + 1, len(polys)):
-                if c != b:
+                if c != b and overlap[a, c] and overlap[b, c]:
                     keep &= ~_inside_polygon(junctions, polys[c])
             keypoints.append(junctions[keep])
     return Scene(ops, np.concatenate(keypoints) if keypoints else np.zeros((0, 2)))
@@ -717,13 +730,11 @@ def _uniform_int(rng: np.random.Generator, lo: float, hi: float) -> int:
     return lo if hi <= lo else int(rng.integers(lo, hi))
 
 
-def _corner_angles(p: np.ndarray) -> np.ndarray:
-    a = np.roll(p, 1, axis=0) - p
-    b = np.roll(p, -1, axis=0) - p
-    cos = np.sum(a * b, axis=1) / np.maximum(
-        np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12
-    )
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+def _corner_angle(a: tuple, p: tuple, b: tuple) -> float:
+    """The angle (degrees, 0..180) at corner ``p`` between its neighbours ``a`` and ``b``."""
+    ux, uy, vx, vy = a[0] - p[0], a[1] - p[1], b[0] - p[0], b[1] - p[1]
+    norm = math.hypot(ux, uy) * math.hypot(vx, vy)
+    return math.degrees(math.acos(max(-1.0, min(1.0, (ux * vx + uy * vy) / max(norm, 1e-12)))))
 
 
 def _random_polygon(rng: np.random.Generator, size: Size, c: PolygonConfig):
@@ -735,24 +746,29 @@ def _random_polygon(rng: np.random.Generator, size: Size, c: PolygonConfig):
     rad = max(rng.random() * min_dim / 2, min_dim * c.min_radius_ratio)
     cx = rng.uniform(rad, w - rad)
     cy = rng.uniform(rad, h - rad)
-    slices = np.linspace(0, 2 * math.pi, n + 1)
-    angles = slices[:-1] + rng.random(n) * (slices[1:] - slices[:-1])
-    radii = np.maximum(rng.random(n), 0.4) * rad
-    p = np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], axis=1)
+    u = rng.random(2 * n)  # small-polygon work below is plain Python: numpy is slower here
+    p = []
+    for k in range(n):
+        angle = (k + u[k]) * 2 * math.pi / n  # one corner per angular slice
+        r = max(u[n + k], 0.4) * rad
+        p.append((cx + r * math.cos(angle), cy + r * math.sin(angle)))
     min_dist = c.min_corner_distance_ratio * min_dim
     while len(p) >= 3:
-        gaps = np.linalg.norm(np.roll(p, -1, axis=0) - p, axis=1)
-        if gaps.min() < min_dist:
-            p = np.delete(p, int(np.argmin(gaps)), axis=0)
+        m = len(p)
+        gaps = [math.dist(p[k], p[(k + 1) % m]) for k in range(m)]
+        k = min(range(m), key=gaps.__getitem__)
+        if gaps[k] < min_dist:
+            del p[k]
             continue
-        ang = _corner_angles(p)
-        if ang.max() >= c.max_corner_angle:
-            p = np.delete(p, int(np.argmax(ang)), axis=0)
+        angles = [_corner_angle(p[k - 1], p[k], p[(k + 1) % m]) for k in range(m)]
+        k = max(range(m), key=angles.__getitem__)
+        if angles[k] >= c.max_corner_angle:
+            del p[k]
             continue
         break
     if len(p) < 3:
         return None
-    return p, np.array([cx, cy]), rad
+    return np.array(p), np.array([cx, cy]), rad
 
 
 @SAMPLERS.register("lines")
@@ -801,20 +817,16 @@ def sample_multiple_polygons(rng, size: Size, bg: float, config: SyntheticShapes
             continue
         points, center, rad = poly
         occluder = rng.random() < c.occlusion_probability
-        if not occluder and polys:
-            crosses = any(
-                segment_intersections(*_edges(points), *_edges(q))[0].any() for q in polys
-            )
-            nested = any(
-                np.linalg.norm(center - c2) + min(rad, r2) < max(rad, r2) for c2, r2 in circles
-            )
-            if crosses or nested:
+        dists = [math.dist(center, c2) for c2, _ in circles]
+        near = [k for k, (d, (_, r2)) in enumerate(zip(dists, circles)) if d < rad + r2]
+        if near and not occluder:  # the originals' rule: no crossing edges, no nesting
+            if any(dists[k] + min(rad, circles[k][1]) < max(rad, circles[k][1]) for k in near):
                 continue
-        touching = [
-            colors[k]
-            for k, (c2, r2) in enumerate(circles)
-            if np.linalg.norm(center - c2) < rad + r2
-        ]
+            others = np.concatenate([polys[k] for k in near])
+            ends = np.concatenate([_edges(polys[k])[1] for k in near])
+            if segment_intersections(*_edges(points), others, ends)[0].any():
+                continue
+        touching = [colors[k] for k in near]
         if touching:
             color = different_color(rng, [bg, *touching], c.min_color_distance)
         else:
