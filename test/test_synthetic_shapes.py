@@ -196,6 +196,17 @@ def test_cube_visible_vertices():
     assert im[60, 35] == 30 and im[25, 70] == 30  # outside the silhouette
 
 
+def test_sampled_boards_never_fold_through_the_horizon():
+    # A perspective whose horizon crosses the board maps its far side to huge or flipped
+    # coordinates and the cells to bow ties; the sampler must redraw such warps.
+    cfg = SyntheticShapesConfig()
+    for primitive in ("stripes", "checkerboard"):
+        for seed in range(40):
+            scene = ss.SAMPLERS.get(primitive)(np.random.default_rng(seed), SIZE, 128.0, cfg)
+            assert np.all(np.isfinite(scene.keypoints))
+            assert np.abs(scene.keypoints).max() < 5 * max(SIZE)
+
+
 def test_sampled_cube_has_seven_vertices_at_most():
     for seed in range(10):
         scene = ss.sample_cube(np.random.default_rng(seed), SIZE, 100.0, SyntheticShapesConfig())

@@ -120,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     )
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), grid):
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 9] if out.suffix.lower() == ".png" else []
+    if not cv2.imwrite(str(out), grid, params):
         raise InputError(f"cannot write {out} (unsupported extension or unwritable folder)")
     print(f"wrote {out} ({grid.shape[1]}x{grid.shape[0]})")
     return 0

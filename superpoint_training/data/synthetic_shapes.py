@@ -74,6 +74,7 @@ from superpoint_training.data.augment import (
     keypoint_map,
     keypoints_inside,
 )
+from superpoint_training.geometry.homographies import homography_from_points
 
 Size = tuple[int, int]  # (height, width)
 
@@ -881,9 +882,26 @@ def sample_star(rng, size: Size, bg: float, config: SyntheticShapesConfig) -> Sc
     return star_scene(center, tips, thickness, colors)
 
 
-def _random_warp(rng: np.random.Generator, size: Size, params: tuple[float, float]) -> np.ndarray:
+def _box(width: float, height: float) -> np.ndarray:
+    """The corners ``[4, 2]`` of the rectangle ``[0, width] x [0, height]``."""
+    return np.array([[0.0, 0.0], [width, 0.0], [width, height], [0.0, height]])
+
+
+def _random_warp(
+    rng: np.random.Generator,
+    size: Size,
+    params: tuple[float, float],
+    extent: np.ndarray,
+    max_depth_ratio: float = 2.0,
+    tries: int = 20,
+) -> np.ndarray:
     """A random affine then perspective distortion (3x3), its strength ``a + U(0, b)`` times
-    the larger image side, defined by moving the corners of a square about the image centre."""
+    the larger image side, defined by moving the corners of a square about the image centre.
+
+    ``extent [K, 2]``: the corners of the (convex) object it will map. A perspective whose
+    horizon crosses the object (which would fold its far side back through infinity) or that
+    shrinks one side over ``max_depth_ratio`` times more than another is redrawn; after
+    ``tries`` the affine part alone is used."""
     h, w = size
     alpha = max(h, w) * (params[0] + rng.random() * params[1])
     half = min(h, w) // 3
@@ -897,10 +915,14 @@ def _random_warp(rng: np.random.Generator, size: Size, params: tuple[float, floa
     affine[:2] = cv2.getAffineTransform(
         square[:3].astype(np.float32), moved[:3].astype(np.float32)
     )
-    moved = square + rng.uniform(-alpha / 2, alpha / 2, square.shape)
-    from superpoint_training.geometry.homographies import homography_from_points
-
-    return homography_from_points(square, moved) @ affine
+    ends = apply_homography(affine, extent)
+    for _ in range(tries):
+        moved = square + rng.uniform(-alpha / 2, alpha / 2, square.shape)
+        P = homography_from_points(square, moved)
+        depth = np.concatenate([ends, np.ones((len(ends), 1))], axis=1) @ P[2]  # w per corner
+        if depth.min() > 0 and depth.max() < max_depth_ratio * depth.min():
+            return P @ affine
+    return affine
 
 
 def _random_grid_lines(rng, rows_of_points: list[list[int]], count: int, bg: float):
@@ -920,7 +942,7 @@ def sample_checkerboard(rng, size: Size, bg: float, config: SyntheticShapesConfi
     rows = _uniform_int(rng, 3, c.max_rows)
     cols = _uniform_int(rng, 3, c.max_cols)
     cell = min((w - 1) / cols, (h - 1) / rows)
-    H = _random_warp(rng, size, c.transform_params)
+    H = _random_warp(rng, size, c.transform_params, _box(cols * cell, rows * cell))
     colors = np.zeros((rows, cols), int)
     for i in range(rows):
         for j in range(cols):
@@ -961,10 +983,17 @@ def sample_stripes(rng, size: Size, bg: float, config: SyntheticShapesConfig) ->
     else:
         dy = rng.uniform(0.5, 0.9) * h - board_h
     shift = np.array([[1.0, 0.0, -rng.uniform(0.0, board_w - w)], [0.0, 1.0, dy], [0, 0, 1]])
-    H = _random_warp(rng, size, c.transform_params) @ shift
+    H = _random_warp(
+        rng, size, c.transform_params, apply_homography(shift, _box(board_w, board_h))
+    )
+    H = H @ shift
     colors, color = [], random_color(rng, bg)
     for _ in range(k):
+        # The originals alternate by ~128 levels; a stripe as gray as the background would
+        # hide its corners on the board's edge, so such a stripe gets another gray.
         color = (color + 128 + int(rng.integers(-30, 30))) % 256
+        if abs(color - bg) < 30:
+            color = different_color(rng, [bg, colors[-1] if colors else bg], 50)
         colors.append(color)
     m = k + 1
     lines = _random_grid_lines(
