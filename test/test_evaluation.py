@@ -21,8 +21,18 @@ from superpoint_training.evaluation.datasets import (
     make_pair,
     read_image,
     sequence_kind,
+    stretch,
 )
-from superpoint_training.evaluation.evaluate import cached_extraction, evaluate
+from superpoint_training.evaluation.evaluate import (
+    build_report,
+    cached_extraction,
+    evaluate,
+    match_figure,
+    method_result,
+    method_timing,
+    sequence_records,
+    write_report,
+)
 from superpoint_training.evaluation.methods import OrbMethod, get_method
 from superpoint_training.evaluation.protocol import Protocol
 
@@ -331,6 +341,55 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_dataset, capsys):
         )
         == 1
     )
+
+
+def test_features_extracted_elsewhere_score_like_evaluate(tmp_path, tiny_dataset):
+    """Predictions made outside ``evaluate`` (ORB called by hand, as the bench node's answers
+    are) go through the public steps and give ``evaluate``'s own figures and report files."""
+    p = SMALL.replace(targets=(2, 3))
+    orb = get_method("orb", p)
+    seqs = find_sequences(tiny_dataset)
+    passes = (("rep", p.rep_size, p.rep_max_keypoints), ("hom", p.hom_size, p.hom_max_keypoints))
+    records, figures = [], []
+    for seq in seqs:
+        preds, sizes, hom_images = {}, {}, {}
+        for i in (1, 2, 3):
+            full = read_image(seq.images[i])
+            sizes[i] = full.shape[:2]
+            hom_images[i] = stretch(full, p.hom_size)
+            for name, size, k in passes:
+                preds[name, i] = orb.extract(stretch(full, size), k)
+        recs = sequence_records(
+            orb, seq.name, seq.kind, lambda pass_, i, d=preds: d[pass_, i], seq.homography,
+            sizes, p,
+        )  # fmt: skip
+        assert [r["pair"] for r in recs] == ["1-2", "1-3"]
+        images = (hom_images[1], hom_images[2])
+        keypoints = (preds["hom", 1]["keypoints"], preds["hom", 2]["keypoints"])
+        figures.append(match_figure("orb", seq.name, recs[0], images, keypoints, p, tmp_path))
+        records += recs
+    timing = method_timing(p, len(seqs), 0, None, 0.0)
+    result = method_result(orb, records, [s.name for s in seqs], p, timing)
+    report = build_report(
+        ["by hand"], {s.name: s.kind for s in seqs}, p, {"orb": result}, source={"n": 1}
+    )
+    write_report(tmp_path, report, {"orb": figures}, plots=False, title="Mine")
+
+    offline = evaluate(
+        tiny_dataset, ["orb"], tmp_path / "offline", protocol=p, cache_dir=None,
+        progress=False, plots=False,
+    )["methods"]["orb"]  # fmt: skip
+    assert result["pair_results"] == offline["pair_results"] and len(offline["pair_results"]) == 4
+    for key in ("homography_accuracy", "repeatability", "nn_map", "splits", "sequences"):
+        assert result[key] == offline[key], key
+    assert result["timing"]["images_per_sequence"] == 3 == offline["timing"]["images_per_sequence"]
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["source"] == {"n": 1} and written["datasets"] == ["by hand"]
+    assert written["methods"]["orb"]["pairs"] == 4 and written["protocol_key"] == p.key()
+    assert figures == ["matches/orb/i_astro_1-2.png", "matches/orb/v_astro_1-2.png"]
+    assert all(cv2.imread(str(tmp_path / f)) is not None for f in figures)
+    md = (tmp_path / "report.md").read_text()
+    assert md.startswith("# Mine\n") and "| orb | 4 |" in md and "v_astro_1-2" in md
 
 
 def test_show_protocol_and_missing_options(capsys):

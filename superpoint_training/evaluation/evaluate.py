@@ -10,11 +10,18 @@
 
 Outputs in the report folder: ``metrics.json``, ``report.md`` and PNG plots (accuracy vs
 threshold, per-sequence bars, one match image per sequence and method).
+
+Features extracted elsewhere (the ROS bench node's answers) are scored and reported with the
+same public steps :func:`evaluate` chains: :func:`sequence_records` (per pair, from any source
+of predictions), :func:`match_figure`, :func:`method_timing` and :func:`method_result` (one
+method's entry), :func:`build_report` and :func:`write_report` (``metrics.json``, plots,
+``report.md``).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import io
 import json
 import logging
@@ -25,7 +32,7 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Any
@@ -43,6 +50,8 @@ from .protocol import Protocol
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = "superpoint_ros.eval_cache.v1"
+REPORT_FORMAT = "superpoint_ros.eval_report.v1"
+REPORT_TITLE = "Evaluation report"
 SPLITS = ("all", "illumination", "viewpoint")
 CURVE_THRESHOLDS = np.arange(1, 11, dtype=np.float64)  # px, for the accuracy curves
 PASSES = ("rep", "hom")
@@ -251,10 +260,105 @@ def summarise(records: Sequence[dict], eps: Sequence[float]) -> dict[str, Any]:
     return M.aggregate(records, eps)
 
 
+Predictions = Callable[[str, int], Mapping[str, np.ndarray]]  # (pass, image index) -> pred
+
+
+def sequence_records(
+    method: Method,
+    sequence: str,
+    kind: str,
+    predictions: Predictions,
+    homography: Callable[[int, int], np.ndarray],
+    sizes: Mapping[int, tuple[int, int]],
+    protocol: Protocol,
+) -> list[dict[str, Any]]:
+    """Per-pair records of one sequence: :func:`pair_metrics` on (reference, target) for every
+    protocol target whose image exists (``sizes``: original (h, w) per image index).
+
+    ``predictions(pass, index)``: the method's prediction for image ``index`` at the pass's
+    protocol size (``pass`` = ``rep`` or ``hom``); ``homography(index, reference)``: the GT
+    between the original images (``HomographySequence.homography``). Records start with
+    ``sequence``, ``kind``, ``pair`` (``"1-4"``) and keep the private ``_matches``,
+    ``_inliers``, ``_correct`` keys (for :func:`match_figure`; :func:`public_record` drops them).
+    """
+    ref = protocol.reference
+    records = []
+    for t in protocol.targets:
+        if t not in sizes or ref not in sizes:
+            continue
+        rec = pair_metrics(
+            method,
+            predictions("rep", ref),
+            predictions("rep", t),
+            predictions("hom", ref),
+            predictions("hom", t),
+            homography(t, ref),
+            sizes[ref],
+            sizes[t],
+            protocol,
+        )
+        records.append({"sequence": sequence, "kind": kind, "pair": f"{ref}-{t}", **rec})
+    return records
+
+
+def public_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A pair record without its private ``_*`` keys (what ``metrics.json`` stores)."""
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
 def _json_float(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+def method_timing(
+    protocol: Protocol,
+    sequences: int,
+    cached: int,
+    extract_seconds_per_image: float | None,
+    metric_seconds: float,
+) -> dict[str, Any]:
+    """The ``timing`` block of a method entry: ``sequences`` scored, ``cached`` of them from
+    the cache, mean extraction time per image (both sizes), metric time summed over all."""
+    return {
+        "extracted_sequences": sequences - cached,
+        "cached_sequences": cached,
+        "extract_seconds_per_image": extract_seconds_per_image,
+        "metric_seconds_per_sequence": metric_seconds / max(sequences, 1),
+        "images_per_sequence": 1 + len(protocol.targets),
+    }
+
+
+def method_result(
+    method: Method,
+    records: Sequence[Mapping[str, Any]],
+    sequences: Iterable[str],
+    protocol: Protocol,
+    timing: Mapping[str, Any],
+) -> dict[str, Any]:
+    """One method's entry of ``metrics.json``: its description, the summary of all
+    ``records``, the summaries per split and per sequence (every name of ``sequences``), the
+    pair records (JSON-safe: inf/nan -> null) and ``timing``."""
+    records = [public_record(r) for r in records]
+    splits = {}
+    for split in SPLITS:
+        sel = [r for r in records if split == "all" or r["kind"] == split]
+        if sel:
+            splits[split] = summarise(sel, protocol.eps)
+    per_seq = {
+        name: summarise([r for r in records if r["sequence"] == name], protocol.eps)
+        for name in sequences
+    }
+    return {
+        "method": method.name,
+        **method.describe(),
+        **summarise(records, protocol.eps),
+        "splits": splits,
+        "sequences": per_seq,
+        "pair_results": [{k: _json_float(v) for k, v in r.items()} for r in records],
+        "timing": dict(timing),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -375,73 +479,89 @@ def evaluate(
             # Measured when the sequence was extracted (also for cache hits).
             timings.append(meta["seconds"] / max(meta["images"], 1))
             t_metrics = time.perf_counter()
-            sizes = {int(k): tuple(v) for k, v in meta["sizes"].items()}
-            ref = protocol.reference
-            for t in protocol.targets:
-                if t not in sizes or ref not in sizes:
-                    continue
-                rec = pair_metrics(
-                    method,
-                    _pred(arrays, "rep", ref),
-                    _pred(arrays, "rep", t),
-                    _pred(arrays, "hom", ref),
-                    _pred(arrays, "hom", t),
-                    seq.homography(t, ref),
-                    sizes[ref],
-                    sizes[t],
-                    protocol,
-                )
-                rec = {"sequence": seq.name, "kind": seq.kind, "pair": f"{ref}-{t}", **rec}
-                if plots and t == plot_target and rec.get("_matches") is not None:
+            recs = sequence_records(
+                method,
+                seq.name,
+                seq.kind,
+                functools.partial(_pred, arrays),
+                seq.homography,
+                {int(k): tuple(v) for k, v in meta["sizes"].items()},
+                protocol,
+            )
+            for rec in recs:
+                if plots and rec["pair"] == f"{protocol.reference}-{plot_target}":
                     fig = _draw_matches_figure(method, seq, rec, arrays, protocol, out_dir)
-                    match_figures.setdefault(method.name, []).append(fig)
-                records.append({k: v for k, v in rec.items() if not k.startswith("_")})
+                    if fig:
+                        match_figures.setdefault(method.name, []).append(fig)
+            records += [public_record(r) for r in recs]
             metric_seconds += time.perf_counter() - t_metrics
         bar.close()
-        summary = summarise(records, protocol.eps)
-        splits = {}
-        for split in SPLITS:
-            sel = [r for r in records if split == "all" or r["kind"] == split]
-            if sel:
-                splits[split] = summarise(sel, protocol.eps)
-        per_seq = {
-            s.name: summarise([r for r in records if r["sequence"] == s.name], protocol.eps)
-            for s in sequences
-        }
-        results[method.name] = {
-            "method": method.name,
-            **method.describe(),
-            **summary,
-            "splits": splits,
-            "sequences": per_seq,
-            "pair_results": [{k: _json_float(v) for k, v in r.items()} for r in records],
-            "timing": {
-                "extracted_sequences": len(sequences) - hits,
-                "cached_sequences": hits,
-                "extract_seconds_per_image": float(np.mean(timings)) if timings else None,
-                "metric_seconds_per_sequence": metric_seconds / max(len(sequences), 1),
-                "images_per_sequence": 1 + len(protocol.targets),
-            },
-        }
+        timing = method_timing(
+            protocol,
+            len(sequences),
+            hits,
+            float(np.mean(timings)) if timings else None,
+            metric_seconds,
+        )
+        results[method.name] = method_result(
+            method, records, [s.name for s in sequences], protocol, timing
+        )
 
-    report = {
-        "format": "superpoint_ros.eval_report.v1",
+    report = build_report(
+        [str(d) for d in ([datasets] if isinstance(datasets, (str, Path)) else datasets)],
+        {s.name: s.kind for s in sequences},
+        protocol,
+        results,
+    )
+    write_report(out_dir, report, match_figures, plots)
+    return report
+
+
+def build_report(
+    datasets: Sequence[str],
+    sequences: Mapping[str, str],
+    protocol: Protocol,
+    results: Mapping[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    """The ``metrics.json`` dict: where the data came from (``datasets``; ``sequences`` =
+    name -> kind), the protocol and its key, the versions, ``results`` (method name -> its
+    :func:`method_result`), and any ``extra`` top-level blocks (the bench adds ``bench``)."""
+    return {
+        "format": REPORT_FORMAT,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "datasets": [
-            str(d) for d in ([datasets] if isinstance(datasets, (str, Path)) else datasets)
-        ],
-        "sequences": {s.name: s.kind for s in sequences},
+        "datasets": list(datasets),
+        "sequences": dict(sequences),
         "protocol": protocol.to_dict(),
         "protocol_key": protocol.key(),
         "versions": versions(),
-        "methods": results,
+        "methods": dict(results),
+        **extra,
     }
-    (out_dir / "metrics.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    figures: dict[str, Any] = {"matches": match_figures}
+
+
+def write_report(
+    out_dir: str | Path,
+    report: dict[str, Any],
+    match_figures: Mapping[str, Sequence[str]] | None = None,
+    plots: bool = True,
+    title: str = REPORT_TITLE,
+    sections: Sequence[str] = (),
+) -> None:
+    """Write ``metrics.json``, the plots (when ``plots``) and ``report.md`` into ``out_dir``.
+
+    ``match_figures``: method name -> match images already written (paths relative to
+    ``out_dir``, from :func:`match_figure`); ``title`` and ``sections`` (Markdown put before the
+    per-sequence table) as :func:`render_report`.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+    (out_dir / "metrics.json").write_text(text)
+    figures: dict[str, Any] = {"matches": {k: list(v) for k, v in (match_figures or {}).items()}}
     if plots:
         figures.update(write_plots(report, out_dir))
-    (out_dir / "report.md").write_text(render_report(report, figures))
-    return report
+    (out_dir / "report.md").write_text(render_report(report, figures, title, sections))
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,7 +569,8 @@ def evaluate(
 # --------------------------------------------------------------------------------------------
 
 
-def _fmt(v: Any, digits: int = 3) -> str:
+def fmt(v: Any, digits: int = 3) -> str:
+    """``v`` with ``digits`` decimals; ``-`` for None, inf and nan (report tables)."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
     return f"{v:.{digits}f}"
@@ -465,20 +586,27 @@ def summary_table(report: dict[str, Any], split: str = "all") -> str:
         if not s:
             continue
         row = [name, str(s["pairs"])]
-        row += [_fmt(s["homography_accuracy"].get(e)) for e in eps]
-        row += [_fmt(s["repeatability"]), _fmt(s["mle"]), _fmt(s["nn_map"])]
-        row += [_fmt(s["matching_score"])]
+        row += [fmt(s["homography_accuracy"].get(e)) for e in eps]
+        row += [fmt(s["repeatability"]), fmt(s["mle"]), fmt(s["nn_map"])]
+        row += [fmt(s["matching_score"])]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
-def render_report(report: dict[str, Any], figures: dict[str, Any] | None = None) -> str:
-    """``report.md``: tables per split and per sequence, the protocol, versions, plots."""
+def render_report(
+    report: dict[str, Any],
+    figures: dict[str, Any] | None = None,
+    title: str = REPORT_TITLE,
+    sections: Sequence[str] = (),
+) -> str:
+    """``report.md``: tables per split and per sequence, the protocol, versions, plots.
+    ``sections``: more Markdown (each starting with its ``##`` heading), placed after the plots
+    and before the per-sequence table."""
     figures = figures or {}
     p = report["protocol"]
     mid = M.eps_key(p["eps"][len(p["eps"]) // 2])
     out = [
-        "# Evaluation report",
+        f"# {title}",
         "",
         f"Created {report['created']} from {', '.join(report['datasets'])} "
         f"({len(report['sequences'])} sequences), protocol key `{report['protocol_key']}`.",
@@ -492,12 +620,14 @@ def render_report(report: dict[str, Any], figures: dict[str, Any] | None = None)
     for split in SPLITS:
         if any(split in r["splits"] for r in report["methods"].values()):
             out += [f"## {split.capitalize()}", "", summary_table(report, split), ""]
-    for key, title in (
+    for key, caption in (
         ("accuracy_curve", "Accuracy vs threshold"),
         ("per_sequence", "Per sequence"),
     ):
         if figures.get(key):
-            out += [f"![{title}]({figures[key]})", ""]
+            out += [f"![{caption}]({figures[key]})", ""]
+    for section in sections:
+        out += [section.strip("\n"), ""]
     out += ["## Per sequence", ""]
     names = list(report["methods"])
     head = ["sequence", "kind"] + [f"{n}: Rep. / H@{mid}" for n in names]
@@ -507,7 +637,7 @@ def render_report(report: dict[str, Any], figures: dict[str, Any] | None = None)
         for n in names:
             s = report["methods"][n]["sequences"].get(seq, {})
             acc = (s.get("homography_accuracy") or {}).get(mid)
-            row.append(f"{_fmt(s.get('repeatability'))} / {_fmt(acc)}")
+            row.append(f"{fmt(s.get('repeatability'))} / {fmt(acc)}")
         out.append("| " + " | ".join(row) + " |")
     out.append("")
     if figures.get("matches"):
@@ -542,8 +672,8 @@ def render_report(report: dict[str, Any], figures: dict[str, Any] | None = None)
         t = r["timing"]
         out.append(
             f"- **{n}**: `{json.dumps(details)}`; extraction "
-            f"{_fmt(t['extract_seconds_per_image'])} s per image (both sizes, as measured "
-            f"when extracted), metrics {_fmt(t['metric_seconds_per_sequence'])} s per sequence "
+            f"{fmt(t['extract_seconds_per_image'])} s per image (both sizes, as measured "
+            f"when extracted), metrics {fmt(t['metric_seconds_per_sequence'])} s per sequence "
             f"({t['extracted_sequences']} sequences extracted, "
             f"{t['cached_sequences']} from cache)"
         )
@@ -641,8 +771,8 @@ def _draw_matches_figure(
     arrays: dict[str, np.ndarray],
     protocol: Protocol,
     out_dir: Path,
-) -> str:
-    """One pair's matches drawn with OpenCV (green: correct under GT, red: wrong)."""
+) -> str | None:
+    """:func:`match_figure` of one pair of a folder sequence (images re-read at ``hom_size``)."""
     ref, t = (int(v) for v in rec["pair"].split("-"))
     pair = next(
         iter_pairs(
@@ -654,20 +784,46 @@ def _draw_matches_figure(
             interpolation=protocol.interpolation,
         )
     )
-    k0, k1 = _pred(arrays, "hom", ref)["keypoints"], _pred(arrays, "hom", t)["keypoints"]
-    rel = Path("matches") / _slug(method.name) / f"{_slug(seq.name)}_{ref}-{t}.png"
+    return match_figure(
+        method.name,
+        seq.name,
+        rec,
+        (pair["image0"], pair["image1"]),
+        (_pred(arrays, "hom", ref)["keypoints"], _pred(arrays, "hom", t)["keypoints"]),
+        protocol,
+        out_dir,
+    )
+
+
+def match_figure(
+    method: str,
+    sequence: str,
+    record: Mapping[str, Any],
+    images: tuple[np.ndarray, np.ndarray],
+    keypoints: tuple[np.ndarray, np.ndarray],
+    protocol: Protocol,
+    out_dir: str | Path,
+) -> str | None:
+    """Draw one pair record's matches (green: correct under the GT, red: wrong) into
+    ``out_dir/matches/<method>/<sequence>_<pair>.png``; returns that path relative to
+    ``out_dir``, or None for a record without matches (a detector without descriptors).
+
+    ``images``: both images at ``protocol.hom_size``; ``keypoints``: their ``[N, 2]`` points
+    of the descriptor pass (what ``record["_matches"]`` indexes)."""
+    if record.get("_matches") is None:
+        return None
+    rel = Path("matches") / _slug(method) / f"{_slug(sequence)}_{record['pair']}.png"
     draw_matches(
-        pair["image0"],
-        pair["image1"],
-        k0,
-        k1,
-        rec["_matches"],
-        rec["_correct"],
-        out_dir / rel,
+        *images,
+        *keypoints,
+        record["_matches"],
+        record["_correct"],
+        Path(out_dir) / rel,
         title=(
-            f"{method.name} {seq.name} {ref}-{t}: {rec['correct_matches']}/{rec['matches']} "
-            f"correct (green, <= {protocol.correct_distance:g} px under GT; red: wrong), "
-            f"{rec['inliers']} RANSAC inliers, corner error {_fmt(rec['corner_error'], 2)} px"
+            f"{method} {sequence} {record['pair']}: {record['correct_matches']}/"
+            f"{record['matches']} correct (green, <= {protocol.correct_distance:g} px under GT; "
+            f"red: wrong), {record['inliers']} RANSAC inliers, corner error "
+            f"{fmt(record['corner_error'], 2)} px"
         ),
     )
     return rel.as_posix()

@@ -13,10 +13,12 @@ What the bench does, in the offline evaluation's terms (``superpoint_training.ev
   the node sees exactly what the offline front-end sees.
 * Predictions. The features the node answers are cut to the pass's point budget with
   ``methods.keep_best``, as ``SuperPointMethod.extract`` does offline.
-* Metrics. Per pair ``evaluate.pair_metrics`` with a :class:`NodeMethod` whose matchers are the
-  base ``Method``'s (the ones SuperPoint uses offline), then ``evaluate.summarise`` per split and
-  sequence, ``evaluate.render_report`` and ``evaluate.write_plots``: the same ``metrics.json`` and
-  ``report.md`` format, plus the node's latency, drops and throughput.
+* Metrics and report. The offline evaluation's public steps, on the node's predictions:
+  ``evaluate.sequence_records`` (``pair_metrics`` per pair) with a :class:`NodeMethod` whose
+  matchers are the base ``Method``'s (the ones SuperPoint uses offline),
+  ``evaluate.match_figure``, ``evaluate.method_timing``/``method_result``, ``build_report`` and
+  ``write_report``: the same ``metrics.json`` and ``report.md`` format, plus the node's latency,
+  drops and throughput (:func:`ros_summary`, :func:`render_bench_section`).
 
 A frame the node never answered within the timeout counts as dropped and gets an empty
 prediction (no keypoints): what a consumer on the robot would have had.
@@ -24,10 +26,7 @@ prediction (no keypoints): what a consumer on the robot would have had.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
-import math
-import re
 import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +44,6 @@ from superpoint_training.evaluation.methods import Method, keep_best, method_nam
 from superpoint_training.evaluation.protocol import Protocol
 
 PASSES = ("rep", "hom")
-REPORT_FORMAT = "superpoint_ros.eval_report.v1"  # the offline format; the bench adds "bench"
 DEFAULT_NODE = "/superpoint_node"
 INT32_MAX = 2**31 - 1
 
@@ -415,111 +413,44 @@ def sequence_records(
     protocol: Protocol,
     descriptor_dim: int,
 ) -> list[dict[str, Any]]:
-    """Per-pair records of one finished sequence, exactly as ``evaluate.evaluate`` builds
-    them from its cache (``pair_metrics`` on (reference, target) pairs), plus
-    ``frames_dropped`` (how many of the pair's four frames the node never answered).
-    Records keep the private ``_matches``/``_correct`` keys for the match images."""
-    ref = protocol.reference
-    records = []
+    """Per-pair records of one finished sequence: ``evaluate.sequence_records`` on the node's
+    predictions (a dropped frame counts as :func:`empty_prediction`), plus ``frames_dropped``
+    (how many of the pair's four frames the node never answered). Records keep the private
+    ``_matches``/``_correct`` keys for the match images."""
 
-    def pred(p: str, i: int) -> tuple[dict[str, np.ndarray], int]:
-        got = run.predictions.get((p, i))
-        return (empty_prediction(descriptor_dim), 1) if got is None else (got, 0)
+    def pred(pass_: str, index: int) -> dict[str, np.ndarray]:
+        got = run.predictions.get((pass_, index))
+        return empty_prediction(descriptor_dim) if got is None else got
 
-    for t in protocol.targets:
-        if t not in run.sizes or ref not in run.sizes:
-            continue
-        (rep0, a), (rep1, b), (hom0, c), (hom1, d) = (
-            pred("rep", ref), pred("rep", t), pred("hom", ref), pred("hom", t)
-        )  # fmt: skip
-        rec = E.pair_metrics(
-            method,
-            rep0,
-            rep1,
-            hom0,
-            hom1,
-            run.homography(t, ref),
-            run.sizes[ref],
-            run.sizes[t],
-            protocol,
+    records = E.sequence_records(
+        method, run.name, run.kind, pred, run.homography, run.sizes, protocol
+    )
+    for rec in records:
+        ref, t = (int(v) for v in rec["pair"].split("-"))
+        rec["frames_dropped"] = sum(
+            run.predictions.get((p, i)) is None for p in PASSES for i in (ref, t)
         )
-        records.append(
-            {"sequence": run.name, "kind": run.kind, "pair": f"{ref}-{t}", **rec,
-             "frames_dropped": a + b + c + d}
-        )  # fmt: skip
     return records
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "method"
 
 
 def draw_sequence_matches(
     method: Method, run: SequenceRun, record: dict[str, Any], protocol: Protocol, out_dir: Path
 ) -> str | None:
-    """The match image of one pair (as the offline report draws it); relative path or None."""
-    if record.get("_matches") is None:
-        return None
+    """The match image of one pair (``evaluate.match_figure``); relative path or None."""
     ref, t = (int(v) for v in record["pair"].split("-"))
     image0, image1 = run.image("hom", ref), run.image("hom", t)
     p0, p1 = run.predictions.get(("hom", ref)), run.predictions.get(("hom", t))
     if image0 is None or image1 is None or p0 is None or p1 is None:
         return None
-    rel = Path("matches") / _slug(method.name) / f"{_slug(run.name)}_{ref}-{t}.png"
-    E.draw_matches(
-        image0,
-        image1,
-        p0["keypoints"],
-        p1["keypoints"],
-        record["_matches"],
-        record["_correct"],
-        out_dir / rel,
-        title=(
-            f"{method.name} {run.name} {ref}-{t}: {record['correct_matches']}/"
-            f"{record['matches']} correct (green, <= {protocol.correct_distance:g} px under GT; "
-            f"red: wrong), {record['inliers']} RANSAC inliers, corner error "
-            f"{_fmt(record['corner_error'], 2)} px"
-        ),
+    return E.match_figure(
+        method.name,
+        run.name,
+        record,
+        (image0, image1),
+        (p0["keypoints"], p1["keypoints"]),
+        protocol,
+        out_dir,
     )
-    return rel.as_posix()
-
-
-def public(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A record without its private ``_*`` keys (what ``metrics.json`` stores)."""
-    return {k: v for k, v in record.items() if not k.startswith("_")}
-
-
-def _json_float(v: Any) -> Any:
-    return None if isinstance(v, float) and not math.isfinite(v) else v
-
-
-def method_result(
-    method: Method,
-    records: Sequence[dict[str, Any]],
-    sequences: Mapping[str, str],
-    protocol: Protocol,
-    timing: Mapping[str, Any],
-) -> dict[str, Any]:
-    """One method's entry of ``metrics.json``, assembled as ``evaluate.evaluate`` does: the
-    summary, the splits, the per-sequence summaries, the pair records, the timing."""
-    splits = {}
-    for split in E.SPLITS:
-        sel = [r for r in records if split == "all" or r["kind"] == split]
-        if sel:
-            splits[split] = E.summarise(sel, protocol.eps)
-    per_seq = {
-        name: E.summarise([r for r in records if r["sequence"] == name], protocol.eps)
-        for name in sequences
-    }
-    return {
-        "method": method.name,
-        **method.describe(),
-        **E.summarise(records, protocol.eps),
-        "splits": splits,
-        "sequences": per_seq,
-        "pair_results": [{k: _json_float(v) for k, v in public(r).items()} for r in records],
-        "timing": dict(timing),
-    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -602,33 +533,6 @@ def seconds_per_image(logs: Sequence[FrameLog]) -> float | None:
 # Report
 
 
-def build_report(
-    bag: Path,
-    sequences: Mapping[str, str],
-    protocol: Protocol,
-    results: Mapping[str, Any],
-    bench: Mapping[str, Any],
-) -> dict[str, Any]:
-    """``metrics.json`` in the offline format (``datasets`` = the bag), plus ``bench``."""
-    return {
-        "format": REPORT_FORMAT,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "datasets": [str(bag)],
-        "sequences": dict(sequences),
-        "protocol": protocol.to_dict(),
-        "protocol_key": protocol.key(),
-        "versions": E.versions(),
-        "methods": dict(results),
-        "bench": dict(bench),
-    }
-
-
-def _fmt(v: Any, digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    return f"{v:.{digits}f}"
-
-
 def _ms(v: Any) -> str:
     return "-" if v is None else f"{v:.1f}"
 
@@ -690,18 +594,14 @@ def write_report(
     out_dir: Path, report: dict[str, Any], match_figures: Mapping[str, list[str]], plots: bool
 ) -> None:
     """``metrics.json``, plots and ``report.md`` (the offline report plus the replay section)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(report, indent=2, allow_nan=False) + "\n"
-    (out_dir / "metrics.json").write_text(text)
-    figures: dict[str, Any] = {"matches": dict(match_figures)}
-    if plots:
-        figures.update(E.write_plots(report, out_dir))
-    md = E.render_report(report, figures).replace(
-        "# Evaluation report", "# Evaluation report (ROS node replay)", 1
+    E.write_report(
+        out_dir,
+        report,
+        match_figures,
+        plots,
+        title=f"{E.REPORT_TITLE} (ROS node replay)",
+        sections=[render_bench_section(report)],
     )
-    head, sep, tail = md.partition("\n## Per sequence")
-    section = render_bench_section(report).rstrip("\n")
-    (out_dir / "report.md").write_text(head.rstrip("\n") + "\n\n" + section + "\n" + sep + tail)
 
 
 def summary_line(report: Mapping[str, Any]) -> str:
@@ -715,7 +615,7 @@ def summary_line(report: Mapping[str, Any]) -> str:
         ips = r["images_per_second"]
         parts.append(
             f"{name}: {res['pairs']} pairs, homography accuracy eps {'/'.join(acc)} = {accs}, "
-            f"repeatability {_fmt(res['repeatability'])}; {r['frames']} frames, "
+            f"repeatability {E.fmt(res['repeatability'])}; {r['frames']} frames, "
             f"{r['frames_dropped']} dropped, latency p50/p95/max {_ms(lat['p50_ms'])}/"
             f"{_ms(lat['p95_ms'])}/{_ms(lat['max_ms'])} ms, "
             f"{'-' if ips is None else f'{ips:.2f}'} images/s"

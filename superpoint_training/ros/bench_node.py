@@ -39,6 +39,7 @@ from superpoint_ros.errors import InputError, SuperPointError
 from superpoint_ros.ros.conversions import features_from_msg, numpy_to_image
 from superpoint_ros.ros.node_config import PARAMETER_NAMES as NODE_PARAMETER_NAMES
 from superpoint_ros.ros.superpoint_node import parameter_descriptor
+from superpoint_training.evaluation import evaluate as E
 from superpoint_training.ros import bench as B
 
 try:  # rclpy >= Humble
@@ -261,11 +262,11 @@ class BenchNode(Node):
                 fig = B.draw_sequence_matches(self.method, run, rec, p, cfg.output_dir)
                 if fig:
                     self.match_figures.append(fig)
-            self.records.append(B.public(rec))
+            self.records.append(E.public_record(rec))
         self.metric_seconds += time.perf_counter() - t0
         answered = [g for g in self.logs if g.sequence == run.name and g.latency is not None]
         lat = B.latency_summary(g.latency for g in answered)
-        acc = B.E.summarise(records, p.eps)["homography_accuracy"] if records else {}
+        acc = E.summarise(records, p.eps)["homography_accuracy"] if records else {}
         number = list(self.sequences).index(run.name) + 1
         self.get_logger().info(
             f"sequence {number} {run.name}: {len(answered)}/{len(run.frames)} "
@@ -328,15 +329,11 @@ class BenchNode(Node):
 
         ros = B.ros_summary(self.logs, self.first_publish, self.last_event, p)
         ros.update(unexpected_answers=self.unexpected, unreadable_answers=self.bad_answers)
-        timing = {
-            "extracted_sequences": len(self.sequences),
-            "cached_sequences": 0,
-            "extract_seconds_per_image": B.seconds_per_image(self.logs),
-            "metric_seconds_per_sequence": self.metric_seconds / len(self.sequences),
-            "images_per_sequence": 1 + len(p.targets),
-            "replay_seconds": time.perf_counter() - t_start,
-        }
-        result = B.method_result(self.method, self.records, self.sequences, p, timing)
+        timing = E.method_timing(
+            p, len(self.sequences), 0, B.seconds_per_image(self.logs), self.metric_seconds
+        )
+        timing["replay_seconds"] = time.perf_counter() - t_start
+        result = E.method_result(self.method, self.records, self.sequences, p, timing)
         result["ros"] = ros
         bench = {
             "bag": str(cfg.bag),
@@ -349,7 +346,7 @@ class BenchNode(Node):
             "features_topic": self.sub.topic_name,
             "node_parameters": node,
         }
-        report = B.build_report(cfg.bag, self.sequences, p, {name: result}, bench)
+        report = E.build_report([str(cfg.bag)], self.sequences, p, {name: result}, bench=bench)
         B.write_report(cfg.output_dir, report, {name: self.match_figures}, cfg.plots)
         log.info(f"bench done: {B.summary_line(report)}; report {cfg.output_dir / 'report.md'}")
         if ros["frames_answered"] == 0:
