@@ -255,8 +255,11 @@ def test_cli_train_overrides_resume_and_errors(tmp_path, capsys):
     assert cli(["train", "nope"]) == 1
     assert "unknown training stage 'nope'" in capsys.readouterr().err
     # --eval-only on the run: writes the report
-    assert cli(["train", "magicpoint", "--output", str(run), "--eval-only"]) == 0
-    assert (run / "eval" / "detection.md").is_file()
+    capsys.readouterr()
+    assert cli(["train", "magicpoint", "--output", str(run), "--eval-only",
+                "eval.photometric=true"]) == 0  # fmt: skip
+    assert "| magicpoint |" in capsys.readouterr().out
+    assert (run / "eval" / "detection_noisy.md").read_text().count("photometric noise on") == 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -131,12 +131,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--eval-only needs --output RUN_DIR or --weights FILE")
         weights = opts.weights or opts.output / LAST_CHECKPOINT
         out_dir = (opts.output or weights.parent) / "eval"
-        from superpoint_training.evaluation.detection import results_table
-
         device = getattr(getattr(conf, "train", None), "device", "auto")
-        results = stage.evaluate(weights, conf, out_dir, device)
-        print(results_table(results))
-        print(f"report: {out_dir}")
+        print(stage.evaluate(weights, conf, out_dir, device))
         return 0
     if opts.resume and opts.output is None:
         raise ConfigError("--resume needs --output RUN_DIR (the run to continue)")

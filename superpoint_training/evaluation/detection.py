@@ -382,15 +382,21 @@ def save_pr_plot(
     return path
 
 
+def report_stem(conf: DetectionEvalConfig) -> str:
+    """File-name stem of a report: ``detection`` (clean test images) or ``detection_noisy``."""
+    return "detection_noisy" if conf.photometric else "detection"
+
+
 def save_report(
     results: Mapping[str, DetectionResult],
     out_dir: str | os.PathLike,
     conf: DetectionEvalConfig,
     extra: Mapping[str, Any] | None = None,
-    stem: str = "detection",
+    stem: str | None = None,
 ) -> dict[str, Path]:
     """Write ``<stem>.json`` (protocol + summaries + curves), ``<stem>.md`` (table) and
-    ``<stem>_pr.png`` into ``out_dir``."""
+    ``<stem>_pr.png`` into ``out_dir`` (``stem``: ``report_stem(conf)`` by default)."""
+    stem = stem or report_stem(conf)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     protocol = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(conf).items()}
@@ -418,7 +424,9 @@ def save_report(
         f"NMS radius {conf.nms_radius}, border {conf.border}.\n\n"
     )
     paths["table"].write_text(head + results_table(results) + "\n", encoding="utf-8")
-    save_pr_plot(results, paths["plot"])
+    noise = "with photometric noise" if conf.photometric else "clean"
+    save_pr_plot(results, paths["plot"], f"Synthetic shapes ({noise}): corners within "
+                 f"{conf.distance_thresh:g} px")  # fmt: skip
     return paths
 
 

@@ -44,6 +44,8 @@ from ..evaluation.detection import (
     DetectionEvaluator,
     DetectionResult,
     log_to_tensorboard,
+    report_stem,
+    results_table,
     save_report,
 )
 from ..losses import get_loss
@@ -227,6 +229,12 @@ def evaluate_magicpoint(
     return results
 
 
+def _evaluate_for_cli(weights, conf: MagicPointConfig, output_dir, device: str) -> str:
+    """``superpoint train magicpoint --eval-only``: the report, and its table to print."""
+    results = evaluate_magicpoint(weights, conf, output_dir, device)
+    return results_table(results) + f"\nreport: {output_dir}/{report_stem(conf.eval)}.*"
+
+
 STAGES.add(
     STAGE,
     Stage(
@@ -235,6 +243,6 @@ STAGES.add(
         config_cls=MagicPointConfig,
         default_config=str(REPO / "config" / "train" / "magicpoint.yaml"),
         description="step 2: MagicPoint (detector only) on synthetic shapes",
-        evaluate=evaluate_magicpoint,
+        evaluate=_evaluate_for_cli,
     ),
 )

@@ -442,6 +442,16 @@ class Trainer:
         if self.conf.overfit_batch:  # one batch, loaded once, reused every step
             first = self.collate([self.dataset[i] for i in sampler.indices(0)])
             return iter([first] * len(sampler))
+        if self.conf.num_workers and self.conf.worker_start == "forkserver":
+            # The fork server imports the dataset's modules once; each worker forked from it
+            # then starts at once instead of importing torch again. (No effect once started.)
+            import multiprocessing
+
+            modules = {type(self.dataset).__module__, "torch"}
+            for fn in (self.collate_fn, self.worker_init_fn):
+                if fn is not None and getattr(fn, "__module__", None):
+                    modules.add(fn.__module__)
+            multiprocessing.set_forkserver_preload(sorted(modules))
         loader = torch.utils.data.DataLoader(
             self.dataset,
             batch_sampler=sampler,
@@ -614,7 +624,8 @@ class Stage:
     ``--config``; ``flags`` maps extra command-line flags to config keys, e.g.
     ``{"--labels": ("data.labels", "pseudo-label store")}`` (the common flags --steps,
     --batch-size, --device, --overfit-batch exist for every stage); ``evaluate(weights, conf,
-    output_dir, device) -> results``, if given, backs ``--eval-only``.
+    output_dir, device) -> str`` (writes a report, returns a summary to print), if given,
+    backs ``--eval-only``.
     """
 
     name: str
@@ -623,7 +634,7 @@ class Stage:
     default_config: str
     flags: dict[str, tuple[str, str]] = field(default_factory=dict)
     description: str = ""
-    evaluate: Callable[..., Any] | None = None
+    evaluate: Callable[..., str] | None = None
 
 
 STAGES: Registry[Stage] = Registry("training stage")
