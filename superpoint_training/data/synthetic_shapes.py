@@ -14,7 +14,7 @@ geometry:
 ``star``            3 to 5 thick branches from a centre; keypoints: the centre and the tips
 ``checkerboard``    a 3..6 x 3..6 board under a random affine + perspective warp, cells contrasting
                     with their neighbours, a few thick lines along grid lines; every grid point
-``stripes``         4 to 12 vertical stripes on a warped board larger than the image, whose top or
+``stripes``         5 to 12 vertical stripes on a warped board larger than the image, whose top or
                     bottom edge crosses the image; keypoints: the stripes' corners
 ``cube``            a parallelepiped seen from a random direction, three faces visible; the seven
                     visible vertices (the hidden one is not a keypoint)
@@ -155,7 +155,7 @@ class CheckerboardConfig:
 
 @dataclass(frozen=True)
 class StripesConfig:
-    max_stripes: int = 13  # 4 .. max_stripes - 2 stripes drawn (before merging thin ones)
+    max_stripes: int = 13  # 5 .. max_stripes - 1 stripes drawn (before merging thin ones)
     min_width_ratio: float = 0.04  # narrowest stripe / smaller side
     transform_params: tuple[float, float] = (0.1, 0.1)  # warp strength a + U(0, b) * larger side
     line_thickness_ratio: tuple[float, float] = (0.01, 0.015)  # line width / smaller side
