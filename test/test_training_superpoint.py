@@ -180,7 +180,7 @@ def losses_logged(run_dir: Path) -> list[float]:
 @pytest.mark.parametrize(
     "loss,backbone",
     [("dense", "vgg"), ("dense_normalized", "vgg"), ("sparse", "vgg"), ("triplet", "vgg"),
-     ("dense_normalized", "vgg_bn"), ("dense", "mobile"), ("sparse", "mobile"),
+     ("dense", "vgg_bn"), ("dense", "mobile"), ("sparse", "mobile"),
      ("triplet", "mobile")],
 )  # fmt: skip
 def test_tiny_run_lowers_the_loss(data, tmp_path, loss, backbone):
@@ -192,6 +192,17 @@ def test_tiny_run_lowers_the_loss(data, tmp_path, loss, backbone):
     ckpt = torch.load(last, map_location="cpu", weights_only=True)
     assert ckpt["conventions"] == {"descriptor_sampling": "center"}
     assert ckpt["model_config"]["backbone"] == backbone
+    if backbone != "vgg" and loss == "dense":  # new encoders export and run in ONNX Runtime
+        pytest.importorskip("onnxruntime")
+        from superpoint_ros.frontend import load_frontend
+
+        image = cv2.imread(str(data / "images" / "im0.png"), cv2.IMREAD_GRAYSCALE)
+        settings = {"detection_threshold": 0.0, "max_keypoints": 20}
+        ref = load_frontend(last, backend="torch", config=settings)(image)
+        ort = load_frontend(
+            last, backend="onnxruntime", config=settings, cache_dir=tmp_path / "onnx"
+        )(image)
+        assert np.allclose(ort["descriptors"], ref["descriptors"], atol=1e-4)
 
 
 def test_descriptor_loss_alone_learns_matching(data, tmp_path):
@@ -225,6 +236,10 @@ def test_resume_is_exact_and_checkpoint_runs_everywhere(data, tmp_path):
         cache_dir=tmp_path / "onnx",
     )(image)  # fmt: skip
     assert np.allclose(ort["keypoints"][:5], out["keypoints"][:5])
+    # --eval-only: the run's own config, the validation metrics as a table and a JSON report
+    assert main(["train", "superpoint", "--output", str(tmp_path / "full"), "--eval-only"]) == 0
+    report = json.loads((tmp_path / "full/eval/superpoint_eval.json").read_text())
+    assert 0.0 <= report["metrics"]["val_matching_accuracy"] <= 1.0
 
 
 def test_init_from_magicpoint_copies_encoder_and_detector(data, tmp_path):

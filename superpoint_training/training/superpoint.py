@@ -455,8 +455,8 @@ def evaluate_superpoint(
     device: str = "auto",
 ) -> dict[str, Any]:
     """Validate trained ``weights`` on ``conf``'s held-out pairs and sequences; writes
-    ``superpoint_eval.json`` and the PR curve into ``output_dir``; returns
-    ``{"superpoint": DetectionResult}`` (the command line prints its table)."""
+    ``superpoint_eval.json`` and the PR curve into ``output_dir``; returns ``{"metrics":
+    {name: value}, "detection": DetectionResult or None}``."""
     from ..evaluation.detection import save_pr_plot
 
     dev = resolve_device(device)
@@ -469,12 +469,18 @@ def evaluate_superpoint(
     out.mkdir(parents=True, exist_ok=True)
     record = {"weights": str(weights), "eval": to_dict(conf.eval), "metrics": scalars}
     (out / "superpoint_eval.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-    for k, v in scalars.items():
-        print(f"{k}: {v:.4f}" if math.isfinite(v) else f"{k}: {v}")
-    if detection is None:
-        return {}
-    save_pr_plot({"superpoint": detection}, out / "superpoint_pr.png", "held-out pairs")
-    return {"superpoint": detection}
+    if detection is not None:
+        save_pr_plot({"superpoint": detection}, out / "superpoint_pr.png", "held-out pairs")
+    return {"metrics": scalars, "detection": detection}
+
+
+def _evaluate_for_cli(weights, conf: SuperPointTrainConfig, output_dir, device: str) -> str:
+    """``--eval-only``: the metrics as a Markdown table, and where the report went."""
+    result = evaluate_superpoint(weights, conf, output_dir, device)
+    lines = ["| metric | value |", "|---|---|"]
+    for k, v in result["metrics"].items():
+        lines.append(f"| {k} | {v:.4f} |" if math.isfinite(v) else f"| {k} | {v} |")
+    return "\n".join(lines) + f"\nreport: {output_dir}/superpoint_eval.json"
 
 
 def _store_names(conf: SuperPointTrainConfig) -> list[str]:
@@ -503,6 +509,6 @@ STAGES.add(
             "--init-weights": ("init_weights", "start from these weights (e.g. MagicPoint)"),
         },
         description="step 4: SuperPoint on real images with homographic pseudo labels",
-        evaluate=evaluate_superpoint,
+        evaluate=_evaluate_for_cli,
     ),
 )
