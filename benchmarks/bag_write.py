@@ -36,7 +36,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for label, folder in cases:
             sequences = find_sequences(folder)
-            files = [p for s in sequences for p in (*s.images, *s.homographies)]
+            files = [p for s in sequences for p in (*s.images.values(), *s.homographies.values())]
             input_mb = sum(p.stat().st_size for p in files) / 1e6
             images = sum(len(s.images) for s in sequences)
             for distro, storage in configs:

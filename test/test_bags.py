@@ -196,8 +196,12 @@ def test_single_sequence_folder_and_oxford_layout(dataset):
     root, _ = dataset
     (seq,) = find_sequences(root / "boat_tiny")
     assert (seq.name, seq.layout) == ("boat_tiny", "oxford")
-    assert [p.name for p in seq.images] == [f"img{n}.pgm" for n in range(1, 7)]
-    assert [p.name for p in seq.homographies] == [f"H1to{n}p" for n in range(2, 7)]
+    assert [(n, p.name) for n, p in seq.images.items()] == [
+        (n, f"img{n}.pgm") for n in range(1, 7)
+    ]
+    assert [(n, p.name) for n, p in seq.homographies.items()] == [
+        (n, f"H1to{n}p") for n in range(2, 7)
+    ]
     assert [s.name for s in find_sequences(root)] == ORDER
 
 

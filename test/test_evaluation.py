@@ -12,6 +12,7 @@ import pytest
 
 from superpoint_ros.errors import ConfigError, InputError
 from superpoint_training.cli.main import main as cli_main
+from superpoint_training.data.sequences import load_homography
 from superpoint_training.evaluation.datasets import (
     ILLUMINATION,
     VIEWPOINT,
@@ -19,6 +20,7 @@ from superpoint_training.evaluation.datasets import (
     iter_pairs,
     load_sequence,
     make_pair,
+    read_homography,
     read_image,
     sequence_kind,
     stretch,
@@ -158,6 +160,47 @@ def test_layouts_kinds_and_discovery(tmp_path, tiny_dataset):
         find_sequences(empty)
     with pytest.raises(InputError, match="does not exist"):
         find_sequences(tmp_path / "missing")
+
+
+def test_sequence_folders_must_be_complete(tmp_path):
+    """One folder reader for the evaluation and the bag writer: numbered images plus at least
+    one ground-truth file make a sequence, which must then be complete."""
+    img = np.zeros((8, 8), np.uint8)
+    seq_dir = tmp_path / "v_ten"
+    _write_sequence(seq_dir, "hpatches", [img] * 10, [np.eye(3)] * 9)  # two-digit indices
+    seq = load_sequence(seq_dir)
+    assert sorted(seq.images) == list(range(1, 11)) and seq.images[10].name == "10.ppm"
+    assert sorted(seq.homographies) == list(range(2, 11))
+    frames = tmp_path / "frames"  # numbered images without ground truth: not a sequence
+    frames.mkdir()
+    assert cv2.imwrite(str(frames / "1.png"), img) and cv2.imwrite(str(frames / "2.png"), img)
+    assert load_sequence(frames) is None
+    (seq_dir / "H_1_7").unlink()
+    with pytest.raises(InputError, match=r"homographies missing: \['H_1_7'\]"):
+        load_sequence(seq_dir)
+    (seq_dir / "5.ppm").unlink()
+    with pytest.raises(InputError, match="not numbered 1..K"):
+        load_sequence(seq_dir)
+    assert cv2.imwrite(str(seq_dir / "5.pgm"), img) and cv2.imwrite(str(seq_dir / "5.png"), img)
+    with pytest.raises(InputError, match="two files for image 5"):
+        load_sequence(seq_dir)
+    with pytest.raises(InputError, match="no image 12"):
+        seq.image(12)
+
+
+def test_homography_files_raw_and_normalised(tmp_path):
+    path = tmp_path / "H1to2p"
+    path.write_text("2 0 4\n0 2 6\n0 0 2\n")
+    assert load_homography(path).tolist() == [[2, 0, 4], [0, 2, 6], [0, 0, 2]]  # as written
+    assert read_homography(path).tolist() == [[1, 0, 2], [0, 1, 3], [0, 0, 1]]  # H[2,2] = 1
+    path.write_text("1 0 0 0 1 0 0 0 1")  # any white space, row-major
+    assert read_homography(path).tolist() == np.eye(3).tolist()
+    for text, message in (("1 2 3", "9 numbers"), ("a b c d e f g h i", "non-numeric"),
+                          ("1 0 0 0 1 0 0 0 nan", "non-finite"), ("1 0 0 0 1 0 0 0 0",
+                                                                   "degenerate")):  # fmt: skip
+        path.write_text(text)
+        with pytest.raises(InputError, match=message):
+            read_homography(path)
 
 
 def test_homography_from_another_reference(tiny_dataset):

@@ -1,7 +1,8 @@
 """Write rosbag2 bags with the ``rosbags`` library (no ROS installation needed).
 
 * :func:`write_hpatches_bag`: HPatches-style sequences (``1..K.ppm`` + ``H_1_N``, or the Oxford
-  ``img1..K.ppm|pgm`` + ``H1toNp``) as a self-contained bag: every image on
+  ``img1..K.ppm|pgm`` + ``H1toNp``; found by :func:`find_sequences`, the folder reader of
+  :mod:`superpoint_training.data.sequences`) as a self-contained bag: every image on
   :data:`~superpoint_training.bags.reader.IMAGE_TOPIC` (``sensor_msgs/msg/Image``, header frame
   id ``"<sequence>/<n>"``), every ground-truth ``H_1_n`` on
   :data:`~superpoint_training.bags.reader.HOMOGRAPHY_TOPIC` (``std_msgs/msg/Float64MultiArray``,
@@ -38,6 +39,12 @@ from superpoint_training.bags.reader import (
     homography_to_msg,
     image_to_msg,
 )
+from superpoint_training.data.sequences import (
+    IMAGE_EXTENSIONS,
+    HomographySequence,
+    load_homography,
+)
+from superpoint_training.data.sequences import find_sequences as find_sequences  # re-exported
 
 
 @dataclass(frozen=True)
@@ -55,21 +62,9 @@ DISTROS: dict[str, Distro] = {
     "kilted": Distro("ROS2_KILTED", 9, "mcap"),
 }
 STORAGES = ("sqlite3", "mcap")
-IMAGE_SUFFIXES = (".ppm", ".pgm", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 STAMP_MODES = ("auto", "name", "rate")
 
 Progress = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class SequenceSource:
-    """One sequence on disk. ``images[0]`` is image 1; ``homographies[i]`` is the file of
-    ``H_1_(i+2)`` (maps image-1 pixels to image-(i+2) pixels)."""
-
-    name: str
-    layout: str  # "hpatches" or "oxford"
-    images: tuple[Path, ...]
-    homographies: tuple[Path, ...]
 
 
 @dataclass(frozen=True)
@@ -86,87 +81,6 @@ class BagSummary:
 
 
 # ---------------------------------------------------------------- sources on disk
-
-
-def _numbered_images(folder: Path, prefix: str) -> dict[int, Path]:
-    found: dict[int, Path] = {}
-    for path in folder.iterdir():
-        stem = path.stem
-        if (
-            path.is_file()
-            and path.suffix.lower() in IMAGE_SUFFIXES
-            and stem.startswith(prefix)
-            and stem[len(prefix) :].isdigit()
-        ):
-            index = int(stem[len(prefix) :])
-            if index in found:
-                raise InputError(f"{folder}: two files for image {index}: {found[index]}, {path}")
-            found[index] = path
-    return found
-
-
-def _sequence_in(folder: Path) -> SequenceSource | None:
-    """The sequence stored in ``folder``, or None when it holds no numbered images."""
-    for layout, prefix, h_name in (
-        ("hpatches", "", "H_1_{}"),
-        ("oxford", "img", "H1to{}p"),
-    ):
-        images = _numbered_images(folder, prefix)
-        if not images:
-            continue
-        count = max(images)
-        if sorted(images) != list(range(1, count + 1)) or count < 2:
-            raise InputError(
-                f"{folder}: images {sorted(images)} are not numbered 1..K with K >= 2"
-            )
-        homographies = tuple(folder / h_name.format(n) for n in range(2, count + 1))
-        missing = [p.name for p in homographies if not p.is_file()]
-        if missing:
-            raise InputError(f"{folder}: ground-truth homographies missing: {missing}")
-        return SequenceSource(
-            name=folder.name,
-            layout=layout,
-            images=tuple(images[n] for n in range(1, count + 1)),
-            homographies=homographies,
-        )
-    return None
-
-
-def find_sequences(root: str | Path) -> list[SequenceSource]:
-    """Sequences under ``root``: ``root`` itself when it is one sequence folder, else its
-    sub-folders that are (sorted by name; other sub-folders are ignored).
-
-    Layouts: HPatches ``1..K.ppm`` + ``H_1_2..H_1_K``; Oxford ``img1..K.ppm|pgm`` +
-    ``H1to2p..H1toKp``.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"dataset folder {root} does not exist or is not a folder")
-    single = _sequence_in(root)
-    if single is not None:
-        return [single]
-    sequences = [
-        seq
-        for sub in sorted(p for p in root.iterdir() if p.is_dir())
-        if (seq := _sequence_in(sub)) is not None
-    ]
-    if not sequences:
-        raise InputError(
-            f"no sequences found in {root}: expected 1.ppm..6.ppm with H_1_2..H_1_6 (HPatches) "
-            "or img1..6.ppm|pgm with H1to2p..H1to6p (Oxford), in it or in its sub-folders"
-        )
-    return sequences
-
-
-def load_homography(path: str | Path) -> np.ndarray:
-    """A 3x3 float64 homography from a whitespace-separated text file."""
-    try:
-        H = np.loadtxt(path, dtype=np.float64)
-    except ValueError as exc:
-        raise InputError(f"{path}: not a 3x3 matrix of numbers ({exc})") from exc
-    if H.shape != (3, 3) or not np.all(np.isfinite(H)):
-        raise InputError(f"{path}: expected a finite 3x3 matrix, got shape {H.shape}")
-    return H
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -222,10 +136,10 @@ def list_frames(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise InputError(f"frame folder {folder} does not exist or is not a folder")
     frames = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
     )
     if not frames:
-        raise InputError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        raise InputError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
     stamps = [name_stamp_ns(p) for p in frames]
     if all(s is not None for s in stamps):
         frames = [p for _, p in sorted(zip(stamps, frames))]
@@ -367,7 +281,7 @@ class _Bag:
 
 
 def write_hpatches_bag(
-    sequences: Sequence[SequenceSource],
+    sequences: Sequence[HomographySequence],
     out: str | Path,
     *,
     distro: str = "humble",
@@ -390,8 +304,9 @@ def write_hpatches_bag(
         bag.topic(IMAGE_TOPIC, IMAGE_TYPE)
         bag.topic(HOMOGRAPHY_TOPIC, HOMOGRAPHY_TYPE)
         for seq in sequences:
-            homographies = [load_homography(p) for p in seq.homographies]
-            for n, path in enumerate(seq.images, start=1):
+            # As the files hold them (not normalised): the bag keeps the dataset's values.
+            homographies = {n: load_homography(p) for n, p in seq.homographies.items()}
+            for n, path in sorted(seq.images.items()):
                 image = load_image(path)
                 stamp = next(stamps)
                 msg = image_to_msg(
@@ -400,7 +315,7 @@ def write_hpatches_bag(
                 bag.write(IMAGE_TOPIC, msg, stamp)
                 if n >= 2:
                     H = homography_to_msg(
-                        bag.typestore, homographies[n - 2], frame_id(seq.name, n),
+                        bag.typestore, homographies[n], frame_id(seq.name, n),
                         frame_id(seq.name, 1),
                     )  # fmt: skip
                     bag.write(HOMOGRAPHY_TOPIC, H, stamp)

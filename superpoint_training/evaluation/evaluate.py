@@ -43,7 +43,7 @@ from superpoint_ros.errors import ConfigError
 from superpoint_ros.geometry import rescale_homography
 
 from . import metrics as M
-from .datasets import HomographySequence, find_sequences, iter_pairs, stretch
+from .datasets import HomographySequence, find_sequences, iter_pairs, read_image, stretch
 from .methods import Method, get_method, method_name
 from .protocol import Protocol
 
@@ -119,7 +119,7 @@ def extract_sequence(
     sizes: dict[str, list[int]] = {}
     t0 = time.perf_counter()
     for i in _indices(seq, protocol):
-        full = seq.read_image(i, protocol.grayscale)
+        full = read_image(seq.image(i), protocol.grayscale)
         sizes[str(i)] = list(full.shape[:2])
         for name, size, k in (
             ("rep", protocol.rep_size, protocol.rep_max_keypoints),

@@ -38,6 +38,7 @@ import numpy as np
 
 from superpoint_ros.errors import ConfigError, InputError
 from superpoint_ros.ros.node_config import ParamSpec
+from superpoint_training.data.sequences import homography_from_reference, normalise_homography
 from superpoint_training.evaluation import evaluate as E
 from superpoint_training.evaluation.datasets import sequence_kind, stretch
 from superpoint_training.evaluation.methods import Method, keep_best, method_name
@@ -267,21 +268,10 @@ class SequenceRun:
     def homography(self, index: int, reference: int) -> np.ndarray:
         """H mapping image ``reference`` to image ``index``, as
         ``HomographySequence.homography`` computes it from the files."""
-        H_1toN = self.H_1[index]
-        if reference == 1:
-            return H_1toN
-        return H_1toN @ np.linalg.inv(self.H_1[reference])
+        return homography_from_reference(self.H_1.__getitem__, index, reference)
 
     def image(self, pass_: str, index: int) -> np.ndarray | None:
         return next((f.image for f in self.frames if (f.pass_, f.index) == (pass_, index)), None)
-
-
-def _normalised(H: np.ndarray) -> np.ndarray:
-    """``H / H[2, 2]``, as ``evaluation.datasets.read_homography`` returns the files."""
-    H = np.asarray(H, np.float64)
-    if abs(H[2, 2]) < 1e-12:
-        raise InputError("degenerate ground-truth homography (H[2,2] = 0)")
-    return H / H[2, 2]
 
 
 def plan_sequence(
@@ -296,7 +286,10 @@ def plan_sequence(
     reference rep, reference hom, target rep, target hom..."""
     present = range(1, len(images) + 1)
     indices = [i for i in (protocol.reference, *protocol.targets) if i in present]
-    H_1 = {1: np.eye(3)} | {n: _normalised(H) for n, H in homographies.items()}
+    # Normalised as the offline reader (``read_homography``) returns the files.
+    H_1 = {1: np.eye(3)} | {
+        n: normalise_homography(H, f"{name}: H_1_{n}") for n, H in homographies.items()
+    }
     sizes: dict[int, tuple[int, int]] = {}
     frames: list[Frame] = []
     budgets = {"rep": protocol.rep_max_keypoints, "hom": protocol.hom_max_keypoints}
