@@ -13,7 +13,6 @@ safe tar extraction.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from superpoint_ros.errors import ConfigError, SuperPointError
+from superpoint_ros.frontend.metadata import file_sha256
 
 
 class DownloadError(SuperPointError):
@@ -52,14 +52,6 @@ DATASETS: dict[str, DatasetSource] = {
 
 CHUNK = 1 << 16
 USER_AGENT = "superpoint_ros-downloader/1"
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_hex(sha256: str | None) -> str | None:
@@ -143,7 +135,7 @@ def download(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.is_file():
-        if sha256 and sha256_file(dest) != sha256:
+        if sha256 and file_sha256(dest) != sha256:
             raise DownloadError(
                 f"{dest} exists but its SHA-256 is not {sha256}; delete it to download again"
             )
@@ -184,7 +176,7 @@ def download(
     if size is not None and got != size:
         part.unlink()
         raise DownloadError(f"{url}: expected {size} bytes, got {got}; the file was deleted")
-    digest = sha256_file(part)
+    digest = file_sha256(part)
     if sha256 and digest != sha256:
         part.unlink()
         raise DownloadError(
@@ -280,7 +272,7 @@ def download_dataset(
         # An archive with another top-level name: use its single folder, else dest itself.
         dirs = [t for t in top if (dest / t).is_dir()]
         folder = dest / dirs[0] if len(dirs) == 1 else dest
-    marker.write_text(f"{archive.name} {sha256_file(archive)}\n")
+    marker.write_text(f"{archive.name} {file_sha256(archive)}\n")
     if not keep_archive:
         archive.unlink()
     return folder

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 METHODS: Registry[type[Method]] = Registry("evaluation method")
 
 
-def _empty(dim: int) -> dict[str, np.ndarray]:
+def empty_prediction(dim: int) -> dict[str, np.ndarray]:
+    """No points: ``keypoints [0, 2]``, ``scores [0]``, ``descriptors [0, dim]`` (float32)."""
     return {
         "keypoints": np.zeros((0, 2), np.float32),
         "scores": np.zeros(0, np.float32),
@@ -79,11 +80,12 @@ class Method:
         return match_descriptors(desc0, desc1, MatchConfig(mutual=False))
 
 
-@METHODS.register("sift")
-class SiftMethod(Method):
-    """OpenCV SIFT; descriptors L2-normalised (float32, 128-D), scores are the responses."""
+class _OpenCVMethod(Method):
+    """An OpenCV feature (``detectAndCompute``) with the protocol's point budget: one detector
+    per budget (``nfeatures``), the best responses kept. Subclasses say how to build the
+    detector and how to store its descriptors."""
 
-    kind = "sift"
+    descriptor_dim = 0  # columns of the stored descriptors
 
     def __init__(self, name: str, protocol: Protocol):
         super().__init__(name, protocol)
@@ -92,54 +94,55 @@ class SiftMethod(Method):
     def identity(self) -> dict[str, Any]:
         return {"kind": self.kind, "opencv": cv2.__version__}
 
-    def _detector(self, k: int):
-        if k not in self._detectors:
-            self._detectors[k] = cv2.SIFT_create(nfeatures=k)
-        return self._detectors[k]
+    def _create(self, max_keypoints: int) -> Any:
+        raise NotImplementedError
+
+    def _descriptors(self, desc: np.ndarray) -> np.ndarray:
+        """OpenCV's descriptors ``[N, ...]`` as stored float32 ``[N, descriptor_dim]``."""
+        raise NotImplementedError
 
     def extract(self, image: np.ndarray, max_keypoints: int) -> dict[str, np.ndarray]:
-        kps, desc = self._detector(max_keypoints).detectAndCompute(_gray(image), None)
+        if max_keypoints not in self._detectors:
+            self._detectors[max_keypoints] = self._create(max_keypoints)
+        kps, desc = self._detectors[max_keypoints].detectAndCompute(_gray(image), None)
         if not kps or desc is None:
-            return _empty(128)
-        desc = desc.astype(np.float32)
-        desc /= np.maximum(np.linalg.norm(desc, axis=1, keepdims=True), 1e-12)
+            return empty_prediction(self.descriptor_dim)
         pred = {
             "keypoints": np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2),
             "scores": np.array([kp.response for kp in kps], np.float32),
-            "descriptors": desc,
+            "descriptors": self._descriptors(desc),
         }
         return keep_best(pred, max_keypoints)
 
 
+@METHODS.register("sift")
+class SiftMethod(_OpenCVMethod):
+    """OpenCV SIFT; descriptors L2-normalised (float32, 128-D), scores are the responses."""
+
+    kind = "sift"
+    descriptor_dim = 128
+
+    def _create(self, max_keypoints: int) -> Any:
+        return cv2.SIFT_create(nfeatures=max_keypoints)
+
+    def _descriptors(self, desc: np.ndarray) -> np.ndarray:
+        desc = desc.astype(np.float32)
+        return desc / np.maximum(np.linalg.norm(desc, axis=1, keepdims=True), 1e-12)
+
+
 @METHODS.register("orb")
-class OrbMethod(Method):
+class OrbMethod(_OpenCVMethod):
     """OpenCV ORB; 256-bit descriptors unpacked to float32 0/1, matched by Hamming distance."""
 
     kind = "orb"
     BITS = 256
+    descriptor_dim = BITS
 
-    def __init__(self, name: str, protocol: Protocol):
-        super().__init__(name, protocol)
-        self._detectors: dict[int, Any] = {}
+    def _create(self, max_keypoints: int) -> Any:
+        return cv2.ORB_create(nfeatures=max_keypoints)
 
-    def identity(self) -> dict[str, Any]:
-        return {"kind": self.kind, "opencv": cv2.__version__}
-
-    def _detector(self, k: int):
-        if k not in self._detectors:
-            self._detectors[k] = cv2.ORB_create(nfeatures=k)
-        return self._detectors[k]
-
-    def extract(self, image: np.ndarray, max_keypoints: int) -> dict[str, np.ndarray]:
-        kps, desc = self._detector(max_keypoints).detectAndCompute(_gray(image), None)
-        if not kps or desc is None:
-            return _empty(self.BITS)
-        pred = {
-            "keypoints": np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2),
-            "scores": np.array([kp.response for kp in kps], np.float32),
-            "descriptors": np.unpackbits(desc, axis=1).astype(np.float32),
-        }
-        return keep_best(pred, max_keypoints)
+    def _descriptors(self, desc: np.ndarray) -> np.ndarray:
+        return np.unpackbits(desc, axis=1).astype(np.float32)
 
     @staticmethod
     def pack(desc: np.ndarray) -> np.ndarray:

@@ -41,7 +41,12 @@ from superpoint_ros.ros.node_config import ParamSpec
 from superpoint_training.data.sequences import homography_from_reference, normalise_homography
 from superpoint_training.evaluation import evaluate as E
 from superpoint_training.evaluation.datasets import sequence_kind, stretch
-from superpoint_training.evaluation.methods import Method, keep_best, method_name
+from superpoint_training.evaluation.methods import (
+    Method,
+    empty_prediction,
+    keep_best,
+    method_name,
+)
 from superpoint_training.evaluation.protocol import Protocol
 
 PASSES = ("rep", "hom")
@@ -321,16 +326,6 @@ def prediction(features: Mapping[str, np.ndarray], max_keypoints: int) -> dict[s
     return keep_best(pred, max_keypoints)
 
 
-def empty_prediction(descriptor_dim: int) -> dict[str, np.ndarray]:
-    """What a dropped frame contributes: no keypoints (``descriptor_dim`` keeps the pair scored
-    as a failed homography rather than as a detector without descriptors)."""
-    return {
-        "keypoints": np.zeros((0, 2), np.float32),
-        "scores": np.zeros(0, np.float32),
-        "descriptors": np.zeros((0, descriptor_dim), np.float32),
-    }
-
-
 # --------------------------------------------------------------------------------------------
 # Metrics: the offline code on the node's predictions
 
@@ -407,7 +402,9 @@ def sequence_records(
     descriptor_dim: int,
 ) -> list[dict[str, Any]]:
     """Per-pair records of one finished sequence: ``evaluate.sequence_records`` on the node's
-    predictions (a dropped frame counts as :func:`empty_prediction`), plus ``frames_dropped``
+    predictions (a dropped frame counts as ``methods.empty_prediction``: no keypoints, with
+    ``descriptor_dim`` columns so the pair is scored as a failed homography rather than as a
+    detector without descriptors), plus ``frames_dropped``
     (how many of the pair's four frames the node never answered). Records keep the private
     ``_matches``/``_correct`` keys for the match images."""
 
