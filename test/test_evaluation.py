@@ -26,10 +26,13 @@ from superpoint_training.evaluation.datasets import (
     stretch,
 )
 from superpoint_training.evaluation.evaluate import (
+    _load_npz,
+    _save_npz,
     build_report,
     cached_extraction,
     evaluate,
     match_figure,
+    method_key,
     method_result,
     method_timing,
     sequence_records,
@@ -288,8 +291,17 @@ def test_cache_is_reused_and_refused_when_the_data_changes(tmp_path, tiny_datase
     image = seq.images[3]
     st = image.stat()
     os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    _, _, hit = cached_extraction(orb, load_sequence(seq.path), SMALL, tmp_path)
+    seq = load_sequence(seq.path)
+    _, _, hit = cached_extraction(orb, seq, SMALL, tmp_path)
     assert not hit
+    # A cache of an older format (v1: images made grey by imread) is not reused either.
+    path = tmp_path / f"orb-{method_key(orb, SMALL)}" / "i_astro.npz"
+    arrays, meta = _load_npz(path)
+    _save_npz(path, arrays, {**meta, "format": "superpoint_ros.eval_cache.v1"})
+    _, _, hit = cached_extraction(orb, seq, SMALL, tmp_path)
+    assert not hit
+    _, _, hit = cached_extraction(orb, seq, SMALL, tmp_path)  # and the new one is
+    assert hit
 
 
 def test_evaluate_cli_end_to_end(tmp_path, tiny_dataset, capsys):

@@ -49,7 +49,9 @@ from .protocol import Protocol
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = "superpoint_ros.eval_cache.v1"
+# Bump when what a method is given changes for the same files and protocol. v2: colour
+# images made grey with cv2.cvtColor instead of cv2.imread(IMREAD_GRAYSCALE).
+CACHE_FORMAT = "superpoint_ros.eval_cache.v2"
 REPORT_FORMAT = "superpoint_ros.eval_report.v1"
 REPORT_TITLE = "Evaluation report"
 SPLITS = ("all", "illumination", "viewpoint")
