@@ -447,6 +447,12 @@ def test_features_extracted_elsewhere_score_like_evaluate(tmp_path, tiny_dataset
     assert md.startswith("# Mine\n") and "| orb | 4 |" in md and "v_astro_1-2" in md
 
 
+def test_protocol_passes_and_images():
+    p = Protocol(rep_size=(60, 80), rep_max_keypoints=7, targets=(3, 5))
+    assert p.passes() == {"rep": ((60, 80), 7), "hom": ((480, 640), 1000)}
+    assert p.image_indices(range(1, 5)) == [1, 3] and p.image_indices({5, 1, 3}) == [1, 3, 5]
+
+
 def test_show_protocol_and_missing_options(capsys):
     assert cli_main(["evaluate", "--show-protocol", "--set", "eps=2"]) == 0
     shown = json.loads(capsys.readouterr().out)

@@ -56,7 +56,6 @@ REPORT_FORMAT = "superpoint_ros.eval_report.v1"
 REPORT_TITLE = "Evaluation report"
 SPLITS = ("all", "illumination", "viewpoint")
 CURVE_THRESHOLDS = np.arange(1, 11, dtype=np.float64)  # px, for the accuracy curves
-PASSES = ("rep", "hom")
 
 # Published figures, shown in the report as context only (see the README's protocol section).
 REFERENCE_NUMBERS = """\
@@ -103,11 +102,6 @@ def _cache_meta(method: Method, protocol: Protocol, seq: HomographySequence) -> 
     }
 
 
-def _indices(seq: HomographySequence, protocol: Protocol) -> list[int]:
-    wanted = [protocol.reference, *protocol.targets]
-    return [i for i in wanted if i in seq.images]
-
-
 def extract_sequence(
     method: Method, seq: HomographySequence, protocol: Protocol
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -120,13 +114,10 @@ def extract_sequence(
     arrays: dict[str, np.ndarray] = {}
     sizes: dict[str, list[int]] = {}
     t0 = time.perf_counter()
-    for i in _indices(seq, protocol):
+    for i in protocol.image_indices(seq.images):
         full = read_image(seq.image(i), protocol.grayscale)
         sizes[str(i)] = list(full.shape[:2])
-        for name, size, k in (
-            ("rep", protocol.rep_size, protocol.rep_max_keypoints),
-            ("hom", protocol.hom_size, protocol.hom_max_keypoints),
-        ):
+        for name, (size, k) in protocol.passes().items():
             pred = method.extract(stretch(full, size, protocol.interpolation), k)
             arrays[f"{name}_{i}_keypoints"] = np.asarray(pred["keypoints"], np.float32)
             arrays[f"{name}_{i}_scores"] = np.asarray(pred["scores"], np.float32)
@@ -841,44 +832,14 @@ def draw_matches(
     path: str | Path,
     title: str = "",
 ) -> Path:
-    """Side-by-side images with ``matches [M, 2]`` drawn by ``cv2.drawMatches``: ``correct
-    [M]`` ones green, the others red; writes ``path`` (PNG)."""
+    """``superpoint_ros.visualize.draw_matches`` (side by side, keypoints yellow, ``matches
+    [M, 2]`` green where ``correct [M]``, red otherwise) under a white band with ``title``;
+    writes ``path`` (PNG)."""
     import cv2
 
-    def bgr(img):
-        # A dimmed gray background keeps the red and green lines readable on any photo.
-        gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
-        gray = (gray.astype(np.float32) * 0.55 + 40).astype(np.uint8)
-        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    from superpoint_ros.visualize import draw_matches as draw
 
-    kp0 = [cv2.KeyPoint(float(x), float(y), 3) for x, y in np.asarray(kpts0)]
-    kp1 = [cv2.KeyPoint(float(x), float(y), 3) for x, y in np.asarray(kpts1)]
-    matches = np.asarray(matches, np.int64).reshape(-1, 2)
-    correct = np.asarray(correct, bool).reshape(-1)
-    dm = [cv2.DMatch(int(a), int(b), 0.0) for a, b in matches]
-    wrong = [m for m, c in zip(dm, correct) if not c]
-    right = [m for m, c in zip(dm, correct) if c]
-    canvas = cv2.drawMatches(
-        bgr(image0),
-        kp0,
-        bgr(image1),
-        kp1,
-        wrong,
-        None,
-        matchColor=(0, 0, 255),
-        singlePointColor=(255, 200, 0),
-        flags=cv2.DrawMatchesFlags_DEFAULT,
-    )
-    canvas = cv2.drawMatches(
-        bgr(image0),
-        kp0,
-        bgr(image1),
-        kp1,
-        right,
-        canvas,
-        matchColor=(0, 200, 0),
-        flags=cv2.DrawMatchesFlags_DRAW_OVER_OUTIMG | cv2.DrawMatchesFlags_NOT_DRAW_SINGLE_POINTS,
-    )
+    canvas = draw(image0, image1, np.asarray(kpts0), np.asarray(kpts1), matches, correct)
     if title:
         band = np.full((28, canvas.shape[1], 3), 255, np.uint8)
         cv2.putText(band, title, (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)

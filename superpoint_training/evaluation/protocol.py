@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from superpoint_ros.errors import ConfigError
 
 PROTOCOL_VERSION = 1  # bump when the meaning of a field or of a metric changes
+PASSES = ("rep", "hom")  # extraction passes: detector metrics, then descriptor metrics
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,19 @@ class Protocol:
 
     def __post_init__(self) -> None:
         _check(self)
+
+    def passes(self) -> dict[str, tuple[tuple[int, int], int]]:
+        """Each extraction pass of :data:`PASSES`: its image size (height, width) and its point
+        budget (``rep``: ``rep_size``, ``rep_max_keypoints``; ``hom``: ``hom_size``,
+        ``hom_max_keypoints``)."""
+        return {
+            "rep": (self.rep_size, self.rep_max_keypoints),
+            "hom": (self.hom_size, self.hom_max_keypoints),
+        }
+
+    def image_indices(self, available: Container[int]) -> list[int]:
+        """The images the pairs use, the reference first, that are among ``available``."""
+        return [i for i in (self.reference, *self.targets) if i in available]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (tuples become lists)."""

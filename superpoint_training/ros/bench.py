@@ -47,9 +47,8 @@ from superpoint_training.evaluation.methods import (
     keep_best,
     method_name,
 )
-from superpoint_training.evaluation.protocol import Protocol
+from superpoint_training.evaluation.protocol import PASSES, Protocol
 
-PASSES = ("rep", "hom")
 DEFAULT_NODE = "/superpoint_node"
 INT32_MAX = 2**31 - 1
 
@@ -289,22 +288,18 @@ def plan_sequence(
     """The frames of one bag sequence (``images[0]`` is image 1, ``homographies[n]`` is
     ``H_1_n``): for the reference and every target present, one frame per pass, in the order
     reference rep, reference hom, target rep, target hom..."""
-    present = range(1, len(images) + 1)
-    indices = [i for i in (protocol.reference, *protocol.targets) if i in present]
     # Normalised as the offline reader (``read_homography``) returns the files.
     H_1 = {1: np.eye(3)} | {
         n: normalise_homography(H, f"{name}: H_1_{n}") for n, H in homographies.items()
     }
     sizes: dict[int, tuple[int, int]] = {}
     frames: list[Frame] = []
-    budgets = {"rep": protocol.rep_max_keypoints, "hom": protocol.hom_max_keypoints}
-    targets = {"rep": protocol.rep_size, "hom": protocol.hom_size}
-    for i in indices:
+    for i in protocol.image_indices(range(1, len(images) + 1)):
         full = protocol_image(images[i - 1], encodings[i - 1], protocol.grayscale)
         sizes[i] = (int(full.shape[0]), int(full.shape[1]))
-        for p in PASSES:
-            image = np.ascontiguousarray(stretch(full, targets[p], protocol.interpolation))
-            frames.append(Frame(name, i, p, image, budgets[p]))
+        for p, (size, budget) in protocol.passes().items():
+            image = np.ascontiguousarray(stretch(full, size, protocol.interpolation))
+            frames.append(Frame(name, i, p, image, budget))
     return SequenceRun(name, sequence_kind(name), sizes, H_1, frames)
 
 
@@ -313,7 +308,7 @@ def warmup_frames(first: Frame | None, protocol: Protocol, count: int) -> list[F
     if first is None or count == 0:
         return []
     out = []
-    for p, size in (("rep", protocol.rep_size), ("hom", protocol.hom_size)):
+    for p, (size, _) in protocol.passes().items():
         image = np.ascontiguousarray(stretch(first.image, size, protocol.interpolation))
         out += [Frame("bench_warmup", k + 1, p, image, first.max_keypoints) for k in range(count)]
     return out
@@ -487,7 +482,6 @@ def ros_summary(
     answered = [g for g in logs if g.latency is not None]
     wall = (last_event - first_publish) if first_publish is not None and last_event else None
     wall = wall if wall and wall > 0 else None
-    sizes = {"rep": protocol.rep_size, "hom": protocol.hom_size}
     return {
         "frames": len(logs),
         "frames_answered": len(answered),
@@ -496,11 +490,8 @@ def ros_summary(
         "drop_rate": (len(logs) - len(answered)) / len(logs) if logs else None,
         "latency": latency_summary(g.latency for g in answered),
         "latency_per_pass": {
-            p: {
-                "size": list(sizes[p]),
-                **latency_summary(g.latency for g in answered if g.pass_ == p),
-            }
-            for p in PASSES
+            p: {"size": list(size), **latency_summary(g.latency for g in answered if g.pass_ == p)}
+            for p, (size, _) in protocol.passes().items()
         },
         "wall_seconds": wall,
         "frames_per_second": len(answered) / wall if wall else None,
