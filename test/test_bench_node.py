@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import yaml
 
-from superpoint_ros.errors import ConfigError
+from superpoint_ros.errors import ConfigError, InputError
 from superpoint_training.evaluation import evaluate as E
 from superpoint_training.evaluation.protocol import Protocol
 from superpoint_training.ros import bench as B
@@ -88,6 +88,13 @@ def test_protocol_image_conversions():
     assert B.protocol_image(mono, "mono8", False).tolist() == [[[0] * 3, [7] * 3, [255] * 3]]
     m16 = np.array([[0x0000, 0x01FF, 0xFF00]], np.uint16)
     assert B.protocol_image(m16, "mono16", True).tolist() == [[0, 1, 255]]  # the high byte
+    bgra = np.concatenate([bgr, np.full((1, 4, 1), 9, np.uint8)], axis=2)  # alpha is dropped
+    assert B.protocol_image(bgra, "bgra8", True).tolist() == [[29, 150, 76, 10]]
+    assert B.protocol_image(bgra[..., [2, 1, 0, 3]], "rgba8", True).tolist() == [[29, 150, 76, 10]]
+    assert B.protocol_image(bgra, "bgra8", False).tolist() == bgr.tolist()
+    assert B.protocol_image(bgr, "8UC3", True).tolist() == [[29, 150, 76, 10]]
+    with pytest.raises(InputError, match="uint16"):
+        B.protocol_image(m16, "mono8", True)
 
 
 def test_bench_frames_have_the_offline_readers_pixels(tmp_path):

@@ -365,37 +365,15 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_dataset, capsys):
     assert again["methods"]["orb"]["timing"]["cached_sequences"] == 2
     assert again["methods"]["orb"]["nn_map"] == report["methods"]["orb"]["nn_map"]
     # User errors end with one line and exit 1.
-    assert (
-        cli_main(
-            [
-                "evaluate",
-                "--dataset",
-                str(tiny_dataset),
-                "--method",
-                "surf",
-                "-o",
-                str(out),
-                "--quiet",
-            ]
-        )
-        == 1
-    )
-    assert (
-        cli_main(
-            [
-                "evaluate",
-                "--dataset",
-                str(tiny_dataset),
-                "--method",
-                "sift",
-                "-o",
-                str(out),
-                "--set",
-                "nms=2",
-            ]
-        )
-        == 1
-    )
+    capsys.readouterr()
+    base = ["evaluate", "--dataset", str(tiny_dataset), "-o", str(out), "--quiet"]
+    for extra, message in (
+        (["--method", "surf"], "unknown method 'surf'"),
+        (["--method", "sift", "--set", "nms=2"], "unknown protocol field 'nms'"),
+    ):
+        assert cli_main(base + extra) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
 
 
 def test_features_extracted_elsewhere_score_like_evaluate(tmp_path, tiny_dataset):

@@ -34,6 +34,7 @@ from superpoint_training.bags.reader import (
     HOMOGRAPHY_TYPE,
     IMAGE_TOPIC,
     IMAGE_TYPE,
+    convert_8bit,
     encoding_for,
     frame_id,
     homography_to_msg,
@@ -96,22 +97,12 @@ def load_image(path: str | Path) -> np.ndarray:
 def convert_image(image: np.ndarray, encoding: str | None) -> tuple[np.ndarray, str]:
     """``image`` converted to ``encoding`` (``mono8`` or ``bgr8``; None keeps what the file
     holds). Returns ``(image, encoding)``."""
-    import cv2
-
     source = encoding_for(image)
     if encoding is None or encoding == source:
         return image, source
     if source == "mono16":
         raise InputError("a 16-bit image cannot be converted to 8 bits without a scale")
-    codes = {
-        ("bgr8", "mono8"): cv2.COLOR_BGR2GRAY,
-        ("bgra8", "mono8"): cv2.COLOR_BGRA2GRAY,
-        ("mono8", "bgr8"): cv2.COLOR_GRAY2BGR,
-        ("bgra8", "bgr8"): cv2.COLOR_BGRA2BGR,
-    }
-    if (source, encoding) not in codes:
-        raise ConfigError(f"cannot convert {source} images to {encoding} (choose mono8 or bgr8)")
-    return cv2.cvtColor(image, codes[(source, encoding)]), encoding
+    return convert_8bit(image, source, encoding), encoding
 
 
 def name_stamp_ns(path: Path) -> int | None:

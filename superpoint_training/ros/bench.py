@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from superpoint_ros.errors import ConfigError, InputError
-from superpoint_ros.ros.node_config import ParamSpec
+from superpoint_ros.errors import ConfigError
+from superpoint_ros.ros.node_config import ParamSpec, _check_type
+from superpoint_training.bags.reader import convert_8bit
 from superpoint_training.data.sequences import homography_from_reference, normalise_homography
 from superpoint_training.evaluation import evaluate as E
 from superpoint_training.evaluation.datasets import sequence_kind, stretch
@@ -150,21 +150,6 @@ class BenchConfig:
         return "lockstep" if self.rate == 0 else "rate"
 
 
-def _checked(spec: ParamSpec, value: Any) -> Any:
-    want = spec.type
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
-    if not ok:
-        raise ConfigError(
-            f"parameter {spec.name!r} must be a {want.__name__}, got {value!r} "
-            f"({type(value).__name__})"
-        )
-    if spec.low is not None and not spec.low <= value <= spec.high:
-        raise ConfigError(f"parameter {spec.name}={value!r} is outside {spec.low} to {spec.high}")
-    return value
-
-
 def parse_bench_config(values: Mapping[str, Any]) -> BenchConfig:
     """Check ``values`` (missing names take their defaults); one-line ``ConfigError`` if bad."""
     unknown = set(values) - set(PARAMETER_NAMES)
@@ -172,7 +157,8 @@ def parse_bench_config(values: Mapping[str, Any]) -> BenchConfig:
         raise ConfigError(
             f"unknown parameters {sorted(unknown)}; valid: {', '.join(PARAMETER_NAMES)}"
         )
-    v = {p.name: _checked(p, values.get(p.name, p.default)) for p in PARAMETERS}
+    # Types and ranges checked as the node checks its own (one rule, one message).
+    v = {p.name: _check_type(p, values.get(p.name, p.default)) for p in PARAMETERS}
     for name in ("bag", "output_dir"):
         if not v[name]:
             raise ConfigError(f"parameter {name} is required (e.g. -p {name}:=/path)")
@@ -208,12 +194,6 @@ def parse_bench_config(values: Mapping[str, Any]) -> BenchConfig:
 # Frames
 
 
-_TO_GRAY = {"bgr8": cv2.COLOR_BGR2GRAY, "8UC3": cv2.COLOR_BGR2GRAY, "rgb8": cv2.COLOR_RGB2GRAY,
-            "bgra8": cv2.COLOR_BGRA2GRAY, "rgba8": cv2.COLOR_RGBA2GRAY}  # fmt: skip
-_TO_BGR = {"mono8": cv2.COLOR_GRAY2BGR, "8UC1": cv2.COLOR_GRAY2BGR, "rgb8": cv2.COLOR_RGB2BGR,
-           "bgra8": cv2.COLOR_BGRA2BGR, "rgba8": cv2.COLOR_RGBA2BGR}  # fmt: skip
-
-
 def protocol_image(image: np.ndarray, encoding: str, grayscale: bool) -> np.ndarray:
     """A bag image (``[H, W]`` or ``[H, W, C]`` in ``encoding``) as the methods see it: uint8
     gray ``[H, W]`` when ``grayscale``, else uint8 BGR ``[H, W, 3]``.
@@ -225,13 +205,7 @@ def protocol_image(image: np.ndarray, encoding: str, grayscale: bool) -> np.ndar
     if encoding == "mono16":
         image = (np.asarray(image, np.uint16) >> 8).astype(np.uint8)
         encoding = "mono8"
-    if image.dtype != np.uint8:
-        raise InputError(f"cannot score a {image.dtype} image ({encoding})")
-    if grayscale:
-        code = _TO_GRAY.get(encoding)
-        return np.ascontiguousarray(cv2.cvtColor(image, code) if code is not None else image)
-    code = _TO_BGR.get(encoding)
-    return np.ascontiguousarray(cv2.cvtColor(image, code) if code is not None else image)
+    return np.ascontiguousarray(convert_8bit(image, encoding, "mono8" if grayscale else "bgr8"))
 
 
 @dataclass
