@@ -371,11 +371,11 @@ def sequence_records(
     descriptor_dim: int,
 ) -> list[dict[str, Any]]:
     """Per-pair records of one finished sequence: ``evaluate.sequence_records`` on the node's
-    predictions (a dropped frame counts as ``methods.empty_prediction``: no keypoints, with
-    ``descriptor_dim`` columns so the pair is scored as a failed homography rather than as a
-    detector without descriptors), plus ``frames_dropped``
-    (how many of the pair's four frames the node never answered). Records keep the private
-    ``_matches``/``_correct`` keys for the match images."""
+    predictions, plus ``frames_dropped`` (how many of the pair's four frames the node never
+    answered). A dropped frame counts as ``methods.empty_prediction`` (no keypoints, with
+    ``descriptor_dim`` columns, so the pair is scored as a failed homography rather than as a
+    detector without descriptors). Records keep the private ``_matches``/``_correct`` keys for
+    the match images."""
 
     def pred(pass_: str, index: int) -> dict[str, np.ndarray]:
         got = run.predictions.get((pass_, index))
