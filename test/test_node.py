@@ -32,6 +32,8 @@ from superpoint_ros.ros.node_config import (
     DEFAULTS,
     PARAMETER_NAMES,
     PARAMETERS,
+    ParamSpec,
+    check_parameters,
     parse_node_config,
 )
 from superpoint_ros.ros.tracks import TrackIds, one_to_one
@@ -113,6 +115,22 @@ def test_parse_node_config_converts_and_rejects():
     for values, name in bad:
         with pytest.raises(ConfigError, match=name):
             parse_node_config(values)
+
+
+def test_check_parameters_fills_defaults_converts_and_names_the_culprit():
+    specs = (
+        ParamSpec("rate", 0.5, "r", 0.0, 2.0),
+        ParamSpec("mode", "a", "m", choices=("a", "b")),
+    )
+    assert check_parameters(specs, {}) == {"rate": 0.5, "mode": "a"}
+    got = check_parameters(specs, {"rate": 2, "mode": "b"})
+    assert got == {"rate": 2.0, "mode": "b"} and isinstance(got["rate"], float)
+    with pytest.raises(ConfigError, match=r"unknown parameters \['mdoe'\]; valid: rate, mode$"):
+        check_parameters(specs, {"mdoe": "b"})
+    with pytest.raises(ConfigError, match=r"parameter rate=3.0 is outside 0.0 to 2.0$"):
+        check_parameters(specs, {"rate": 3})
+    with pytest.raises(ConfigError, match=r"parameter mode='c' is not one of: a, b$"):
+        check_parameters(specs, {"mode": "c"})
 
 
 def test_track_ids_hand_computed():

@@ -8,6 +8,7 @@ their tests check themselves against the same table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,7 +194,10 @@ class NodeConfig:
         return d
 
 
-def _check_type(spec: ParamSpec, value: Any) -> Any:
+def check_parameter(spec: ParamSpec, value: Any) -> Any:
+    """``value`` checked against ``spec``: its type (an int is accepted for a float, as YAML
+    writes ``1``), choices and range. Returns the value (as float for a float parameter);
+    raises a one-line :class:`ConfigError` naming the parameter."""
     want = spec.type
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)  # a YAML "1" for a float parameter
@@ -217,18 +221,26 @@ def _check_type(spec: ParamSpec, value: Any) -> Any:
     return value
 
 
-def parse_node_config(values: dict[str, Any]) -> NodeConfig:
+def check_parameters(specs: Sequence[ParamSpec], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every parameter of ``specs`` (name -> checked value), ``values`` over the defaults.
+
+    Raises a one-line :class:`ConfigError` for a name not in ``specs`` (listing the valid
+    ones) or a value :func:`check_parameter` rejects. Shared by every node's parser.
+    """
+    names = [p.name for p in specs]
+    unknown = set(values) - set(names)
+    if unknown:
+        raise ConfigError(f"unknown parameters {sorted(unknown)}; valid: {', '.join(names)}")
+    return {p.name: check_parameter(p, values.get(p.name, p.default)) for p in specs}
+
+
+def parse_node_config(values: Mapping[str, Any]) -> NodeConfig:
     """Check ``values`` (name -> value; missing names take their defaults) and build the config.
 
     Raises :class:`ConfigError` with a one-line message for unknown names, wrong types, values
     out of range or not among the choices, and bad ``resize`` strings.
     """
-    unknown = set(values) - set(PARAMETER_NAMES)
-    if unknown:
-        raise ConfigError(
-            f"unknown parameters {sorted(unknown)}; valid: {', '.join(PARAMETER_NAMES)}"
-        )
-    v = {p.name: _check_type(p, values.get(p.name, p.default)) for p in PARAMETERS}
+    v = check_parameters(PARAMETERS, values)
     try:
         resize = parse_size(v["resize"])
     except ConfigError as exc:
@@ -275,5 +287,7 @@ __all__ = [
     "RELIABILITIES",
     "NodeConfig",
     "ParamSpec",
+    "check_parameter",
+    "check_parameters",
     "parse_node_config",
 ]

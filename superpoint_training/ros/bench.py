@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from superpoint_ros.errors import ConfigError
-from superpoint_ros.ros.node_config import ParamSpec, _check_type
+from superpoint_ros.ros.node_config import ParamSpec, check_parameters
 from superpoint_training.bags.reader import convert_8bit
 from superpoint_training.data.sequences import homography_from_reference, normalise_homography
 from superpoint_training.evaluation import evaluate as E
@@ -152,13 +152,8 @@ class BenchConfig:
 
 def parse_bench_config(values: Mapping[str, Any]) -> BenchConfig:
     """Check ``values`` (missing names take their defaults); one-line ``ConfigError`` if bad."""
-    unknown = set(values) - set(PARAMETER_NAMES)
-    if unknown:
-        raise ConfigError(
-            f"unknown parameters {sorted(unknown)}; valid: {', '.join(PARAMETER_NAMES)}"
-        )
-    # Types and ranges checked as the node checks its own (one rule, one message).
-    v = {p.name: _check_type(p, values.get(p.name, p.default)) for p in PARAMETERS}
+    # Names, types and ranges checked as the node checks its own (one rule, one message).
+    v = check_parameters(PARAMETERS, values)
     for name in ("bag", "output_dir"):
         if not v[name]:
             raise ConfigError(f"parameter {name} is required (e.g. -p {name}:=/path)")
