@@ -34,12 +34,6 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-    ParameterType,
-)
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
@@ -55,60 +49,24 @@ from .conversions import (
     numpy_to_image,
 )
 from .draw import draw_debug_image
-from .node_config import PARAMETERS, NodeConfig, ParamSpec, parse_node_config
+from .node_common import (
+    ExternalShutdownException,
+    declare_parameters,
+    one_line,
+    shutdown,
+)
+from .node_config import PARAMETERS, NodeConfig, parse_node_config
 from .tracks import TrackIds, one_to_one
-
-try:  # rclpy >= Humble; the fallback keeps older or unusual builds importable
-    from rclpy.executors import ExternalShutdownException
-except ImportError:  # pragma: no cover
-
-    class ExternalShutdownException(Exception):  # type: ignore[no-redef]
-        """Stand-in: never raised where rclpy does not define it."""
-
 
 NODE_NAME = "superpoint_node"
 WARN_THROTTLE_S = 5.0
 OUTPUT_DEPTH = 10  # reliable, keep last 10: a consumer that stalls loses old frames, not new
-# Parameters every ROS node understands; an override of them is not a typo.
-_ROS_BUILTIN_PARAMETERS = ("use_sim_time", "start_type_description_service")
 
 _RELIABILITY = {
     "best_effort": ReliabilityPolicy.BEST_EFFORT,
     "reliable": ReliabilityPolicy.RELIABLE,
     "system_default": ReliabilityPolicy.SYSTEM_DEFAULT,
 }
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
-def parameter_descriptor(spec: ParamSpec) -> ParameterDescriptor:
-    """The ``rcl_interfaces`` descriptor of a table entry: type, description, range, read-only
-    (values are read once at start-up; restart the node to change them)."""
-    types = {
-        bool: ParameterType.PARAMETER_BOOL,
-        int: ParameterType.PARAMETER_INTEGER,
-        float: ParameterType.PARAMETER_DOUBLE,
-        str: ParameterType.PARAMETER_STRING,
-    }
-    descriptor = ParameterDescriptor(
-        name=spec.name,
-        type=types[spec.type],
-        description=spec.description,
-        additional_constraints=spec.constraints(),
-        read_only=True,
-    )
-    if spec.low is not None and spec.type is int:
-        descriptor.integer_range = [
-            IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=0)
-        ]
-    elif spec.low is not None and spec.type is float:
-        descriptor.floating_point_range = [
-            FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high), step=0.0)
-        ]
-    return descriptor
 
 
 class Mailbox:
@@ -212,31 +170,7 @@ class SuperPointNode(Node):
 
     def read_config(self) -> NodeConfig:
         """Declare every parameter of the table and parse the values (ConfigError if bad)."""
-        from rclpy.exceptions import (
-            InvalidParameterTypeException,
-            InvalidParameterValueException,
-        )
-
-        from ..errors import ConfigError
-
-        for spec in PARAMETERS:
-            try:
-                self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
-            except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
-                allowed = ", ".join(filter(None, [spec.type.__name__, spec.constraints()]))
-                raise ConfigError(
-                    f"parameter {spec.name}: {_one_line(exc)} (allowed: {allowed})"
-                ) from None
-        known = {p.name for p in PARAMETERS} | set(_ROS_BUILTIN_PARAMETERS)
-        overrides = getattr(self, "_parameter_overrides", {}) or {}
-        unknown = sorted(
-            n for n in overrides if n not in known and not n.startswith("qos_overrides.")
-        )
-        if unknown:
-            self.get_logger().warning(
-                f"ignoring unknown parameters {unknown} (typo? valid: {', '.join(sorted(known))})"
-            )
-        values = {p.name: self.get_parameter(p.name).value for p in PARAMETERS}
+        values = declare_parameters(self, PARAMETERS)
         if values["weights"]:
             values["weights"] = os.path.expanduser(values["weights"])
         return parse_node_config(values)
@@ -328,7 +262,7 @@ class SuperPointNode(Node):
                 self.get_logger().warning(
                     f"skipping a bad input frame (stamp {msg.header.stamp.sec}."
                     f"{msg.header.stamp.nanosec:09d}, frame_id {msg.header.frame_id!r}): "
-                    f"{_one_line(exc)}",
+                    f"{one_line(exc)}",
                     throttle_duration_sec=WARN_THROTTLE_S,
                 )
             except Exception as exc:  # a bug or a backend failure: keep serving, say it loudly
@@ -336,7 +270,7 @@ class SuperPointNode(Node):
                     return  # shutting down: publishers are gone
                 self.stats.count("errors")
                 self.get_logger().error(
-                    f"frame failed: {type(exc).__name__}: {_one_line(exc)}\n"
+                    f"frame failed: {type(exc).__name__}: {one_line(exc)}\n"
                     + traceback.format_exc(),
                     throttle_duration_sec=WARN_THROTTLE_S,
                 )
@@ -452,14 +386,6 @@ class SuperPointNode(Node):
         )
 
 
-def _shutdown() -> None:
-    try_shutdown = getattr(rclpy, "try_shutdown", None)
-    if try_shutdown is not None:
-        try_shutdown()
-    elif rclpy.ok():  # pragma: no cover - rclpy without try_shutdown
-        rclpy.shutdown()
-
-
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``superpoint_node``: 0 after a normal shutdown, 1 on a start-up error."""
     rclpy.init(args=args)
@@ -470,12 +396,12 @@ def main(args: list[str] | None = None) -> int:
         try:
             node.start()
         except SuperPointError as exc:
-            logger.fatal(f"cannot start: {_one_line(exc)}")
+            logger.fatal(f"cannot start: {one_line(exc)}")
             return 1
         except (KeyboardInterrupt, ExternalShutdownException):
             raise
         except Exception as exc:  # not a user error: one line here, the traceback at debug
-            logger.fatal(f"cannot start: {type(exc).__name__}: {_one_line(exc)}")
+            logger.fatal(f"cannot start: {type(exc).__name__}: {one_line(exc)}")
             logger.debug(traceback.format_exc())
             return 1
         rclpy.spin(node)
@@ -484,7 +410,7 @@ def main(args: list[str] | None = None) -> int:
     finally:
         if node is not None:
             node.destroy_node()
-        _shutdown()
+        shutdown()
     return 0
 
 

@@ -37,27 +37,19 @@ from std_msgs.msg import Header
 
 from superpoint_ros.errors import InputError, SuperPointError
 from superpoint_ros.ros.conversions import features_from_msg, numpy_to_image
+from superpoint_ros.ros.node_common import (
+    ExternalShutdownException,
+    declare_parameters,
+    one_line,
+    shutdown,
+)
 from superpoint_ros.ros.node_config import PARAMETER_NAMES as NODE_PARAMETER_NAMES
-from superpoint_ros.ros.superpoint_node import parameter_descriptor
 from superpoint_training.evaluation import evaluate as E
 from superpoint_training.ros import bench as B
-
-try:  # rclpy >= Humble
-    from rclpy.executors import ExternalShutdownException
-except ImportError:  # pragma: no cover
-
-    class ExternalShutdownException(Exception):  # type: ignore[no-redef]
-        """Stand-in: never raised where rclpy does not define it."""
-
 
 NODE_NAME = "bench_node"
 SPIN_STEP_S = 0.05  # longest blocking spin while waiting (timeouts are checked in between)
 PARAM_QUERY_S = 5.0  # how long to wait for the SuperPoint node's get_parameters service
-_ROS_BUILTIN_PARAMETERS = ("use_sim_time", "start_type_description_service")
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _python_value(value: Any) -> Any:
@@ -111,27 +103,8 @@ class BenchNode(Node):
     # ---------------------------------------------------------------------------------- setup
 
     def _read_config(self) -> B.BenchConfig:
-        from rclpy.exceptions import (
-            InvalidParameterTypeException,
-            InvalidParameterValueException,
-        )
-
-        for spec in B.PARAMETERS:
-            try:
-                self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
-            except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
-                allowed = ", ".join(filter(None, [spec.type.__name__, spec.constraints()]))
-                raise SuperPointError(
-                    f"parameter {spec.name}: {_one_line(exc)} (allowed: {allowed})"
-                ) from None
-        known = set(B.PARAMETER_NAMES) | set(_ROS_BUILTIN_PARAMETERS)
-        overrides = getattr(self, "_parameter_overrides", {}) or {}
-        unknown = sorted(n for n in overrides if n not in known)
-        if unknown:
-            self.get_logger().warning(
-                f"ignoring unknown parameters {unknown} (typo? valid: {', '.join(sorted(known))})"
-            )
-        return B.parse_bench_config({n: self.get_parameter(n).value for n in B.PARAMETER_NAMES})
+        """Declare the table's parameters and parse them (``ConfigError`` if bad)."""
+        return B.parse_bench_config(declare_parameters(self, B.PARAMETERS))
 
     def wait_for_node(self) -> None:
         """Block until the SuperPoint node subscribes to ``image`` and offers ``features``."""
@@ -355,21 +328,13 @@ class BenchNode(Node):
         return 0
 
 
-def _shutdown() -> None:
-    try_shutdown = getattr(rclpy, "try_shutdown", None)
-    if try_shutdown is not None:
-        try_shutdown()
-    elif rclpy.ok():  # pragma: no cover
-        rclpy.shutdown()
-
-
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``bench_node``: 0 when the bag was replayed and the report written."""
     logger = rclpy.logging.get_logger(NODE_NAME)
     try:
         rclpy.init(args=args)
     except Exception as exc:  # rcl rejects the command line (e.g. "-p name:=" without a value)
-        logger.fatal(f"bench failed: bad ROS arguments: {_one_line(exc)}")
+        logger.fatal(f"bench failed: bad ROS arguments: {one_line(exc)}")
         return 2
     node: BenchNode | None = None
     try:
@@ -378,12 +343,12 @@ def main(args: list[str] | None = None) -> int:
             logger = node.get_logger()
             return node.run()
         except SuperPointError as exc:
-            logger.fatal(f"bench failed: {_one_line(exc)}")
+            logger.fatal(f"bench failed: {one_line(exc)}")
             return 1
         except (KeyboardInterrupt, ExternalShutdownException):
             raise
         except Exception as exc:  # a bug: one line, then the traceback
-            logger.fatal(f"bench failed: {type(exc).__name__}: {_one_line(exc)}")
+            logger.fatal(f"bench failed: {type(exc).__name__}: {one_line(exc)}")
             logger.fatal(traceback.format_exc())
             return 1
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -391,7 +356,7 @@ def main(args: list[str] | None = None) -> int:
     finally:
         if node is not None:
             node.destroy_node()
-        _shutdown()
+        shutdown()
 
 
 if __name__ == "__main__":
