@@ -4,18 +4,26 @@ ROS-free on purpose: these functions only read message attributes (``encoding``,
 ``width``, ``step``, ``is_bigendian``, ``data``), so they serve ``rclpy``'s
 ``sensor_msgs.msg.Image`` (:mod:`superpoint_ros.ros.conversions`) and the plain dataclasses of
 ``rosbags`` (``superpoint_training.bags``) alike, without importing any ROS message package.
-One home for every encoding rule.
+One home for every encoding rule, including the one table of 8-bit colour conversions
+(:func:`convert_8bit`) that the node's conversions, the bag writer and the bench node use.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 
-from superpoint_ros.errors import ImageConversionError
+from superpoint_ros.errors import ImageConversionError, InputError
 
-__all__ = ["ENCODINGS", "check_image_header", "raw_image_view"]
+__all__ = [
+    "COLOR_CONVERSIONS",
+    "ENCODINGS",
+    "check_image_header",
+    "convert_8bit",
+    "raw_image_view",
+]
 
 # encoding -> (element dtype, channels). Element byte order is fixed per message by is_bigendian.
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -81,3 +89,41 @@ def raw_image_view(msg: Any, dtype: np.dtype, channels: int) -> np.ndarray:
         shape += (channels,)
         strides += (dtype.itemsize,)
     return np.ndarray(shape=shape, dtype=dtype, buffer=msg.data, strides=strides)
+
+
+# The 8-bit encodings whose layout is another's: OpenCV's type names for gray and BGR.
+_SAME_LAYOUT = {"8UC1": "mono8", "8UC3": "bgr8"}
+
+# (source layout, target) -> the one cv2.cvtColor code; gray is BT.601 as OpenCV computes it,
+# which is what the front-end's own BGR -> gray gives, and alpha is dropped.
+COLOR_CONVERSIONS: dict[tuple[str, str], int] = {
+    ("bgr8", "mono8"): cv2.COLOR_BGR2GRAY,
+    ("rgb8", "mono8"): cv2.COLOR_RGB2GRAY,
+    ("bgra8", "mono8"): cv2.COLOR_BGRA2GRAY,
+    ("rgba8", "mono8"): cv2.COLOR_RGBA2GRAY,
+    ("mono8", "bgr8"): cv2.COLOR_GRAY2BGR,
+    ("rgb8", "bgr8"): cv2.COLOR_RGB2BGR,
+    ("bgra8", "bgr8"): cv2.COLOR_BGRA2BGR,
+    ("rgba8", "bgr8"): cv2.COLOR_RGBA2BGR,
+}
+
+
+def convert_8bit(image: np.ndarray, encoding: str, target: str) -> np.ndarray:
+    """An 8-bit image in ``encoding`` (``mono8``/``8UC1`` ``[H, W]``, ``bgr8``/``8UC3``/``rgb8``
+    ``[H, W, 3]``, ``bgra8``/``rgba8`` ``[H, W, 4]``) as ``target`` (``mono8`` or ``bgr8``).
+
+    Already in ``target``'s layout (``mono8``/``8UC1`` to ``mono8``, ``bgr8``/``8UC3`` to
+    ``bgr8``): ``image`` itself, no copy (a view of a message's buffer stays a view). Otherwise
+    one new array from one ``cv2.cvtColor`` (:data:`COLOR_CONVERSIONS`). Raises
+    :class:`InputError` for a non-uint8 image or a pair not in the table (``mono16`` needs a
+    scale first).
+    """
+    if image.dtype != np.uint8:
+        raise InputError(f"cannot convert a {image.dtype} image ({encoding}) to {target}")
+    layout = _SAME_LAYOUT.get(encoding, encoding)
+    if layout == target:
+        return image
+    code = COLOR_CONVERSIONS.get((layout, target))
+    if code is None:
+        raise InputError(f"cannot convert {encoding} images to {target} (choose mono8 or bgr8)")
+    return cv2.cvtColor(image, code)

@@ -86,6 +86,16 @@ def test_mono8_with_step_padding_is_a_view_of_the_message():
     )
 
 
+def test_bgr8_and_8uc3_with_step_padding_are_views_of_the_message():
+    # 1x2, step 8: two 3-byte pixels then 2 padding bytes; no colour conversion, no copy
+    for enc in ("bgr8", "8UC3"):
+        msg = _image(enc, 1, 2, 8, [1, 2, 3, 4, 5, 6, 0xEE, 0xEE])
+        out = _to_np(msg)
+        np.testing.assert_array_equal(out, [[[1, 2, 3], [4, 5, 6]]])
+        msg.data[3] = 44
+        assert out[0, 1, 0] == 44
+
+
 def test_bgra8_and_rgba8_with_padding_drop_alpha():
     # 1x2, step 10: two 4-byte pixels then 2 padding bytes
     data = [1, 2, 3, 4, 5, 6, 7, 8, 9, 9]

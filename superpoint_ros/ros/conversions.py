@@ -36,9 +36,10 @@ Errors caused by what arrives on a topic raise :class:`ImageConversionError` or
 :class:`PointCloudSchemaError` (both :class:`~superpoint_ros.errors.InputError`); wrong arrays
 handed to the ``*_to_msg`` builders are bugs of the caller and raise ``ValueError``.
 
-The encoding table, the header checks and the raw pixel view live in the ROS-free
-:mod:`superpoint_ros.image_encodings` (shared with the bag code, which must not need
-``sensor_msgs``) and are re-exported here; the error classes live in :mod:`superpoint_ros.errors`.
+The encoding table, the header checks, the raw pixel view and the colour conversion table
+(``convert_8bit``) live in the ROS-free :mod:`superpoint_ros.image_encodings` (shared with the
+bag code and the bench, which must not need ``sensor_msgs``); the first three are re-exported
+here; the error classes live in :mod:`superpoint_ros.errors`.
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from superpoint_ros.errors import ConfigError, ImageConversionError, PointCloudSchemaError
-from superpoint_ros.image_encodings import ENCODINGS, check_image_header, raw_image_view
+from superpoint_ros.image_encodings import (
+    ENCODINGS,
+    check_image_header,
+    convert_8bit,
+    raw_image_view,
+)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -79,13 +85,6 @@ __all__ = [
 # Largest image accepted by default (pixels): 4096 x 4096. Guards the node against a header that
 # announces an absurd size and would stall inference; the node exposes it as a parameter.
 DEFAULT_MAX_PIXELS = 4096 * 4096
-
-# One cv2 colour conversion per encoding that is not already gray or BGR.
-_TO_BGR = {
-    "rgb8": cv2.COLOR_RGB2BGR,
-    "rgba8": cv2.COLOR_RGBA2BGR,
-    "bgra8": cv2.COLOR_BGRA2BGR,
-}
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,10 +204,8 @@ def image_to_numpy(
         raw = raw_image_view(msg, dtype, channels)
     if msg.encoding == "mono16":
         return _mono16_to_8(raw, mono16_shift)
-    code = _TO_BGR.get(msg.encoding)
-    if code is not None:
-        return cv2.cvtColor(raw, code)
-    return raw
+    # gray stays gray, colour becomes BGR; mono8/8UC1/bgr8/8UC3 come back as the view itself
+    return convert_8bit(raw, msg.encoding, "mono8" if channels == 1 else "bgr8")
 
 
 def numpy_to_image(

@@ -55,33 +55,6 @@ def encoding_for(image: np.ndarray) -> str:
     )
 
 
-def convert_8bit(image: np.ndarray, encoding: str, target: str) -> np.ndarray:
-    """An 8-bit image in ``encoding`` (``mono8``/``8UC1``, ``bgr8``/``8UC3``, ``rgb8``,
-    ``bgra8``, ``rgba8``) as ``target`` (``mono8`` or ``bgr8``) with ``cv2.cvtColor``: BT.601
-    grey as the node's front-end makes it, alpha dropped. Already in ``target``'s layout: the
-    image itself. The one table of these conversions for the bag writer and the bench."""
-    import cv2
-
-    if image.dtype != np.uint8:
-        raise InputError(f"cannot convert a {image.dtype} image ({encoding}) to {target}")
-    layout = {"8UC1": "mono8", "8UC3": "bgr8"}.get(encoding, encoding)
-    if layout == target:
-        return image
-    code = {
-        ("bgr8", "mono8"): cv2.COLOR_BGR2GRAY,
-        ("rgb8", "mono8"): cv2.COLOR_RGB2GRAY,
-        ("bgra8", "mono8"): cv2.COLOR_BGRA2GRAY,
-        ("rgba8", "mono8"): cv2.COLOR_RGBA2GRAY,
-        ("mono8", "bgr8"): cv2.COLOR_GRAY2BGR,
-        ("rgb8", "bgr8"): cv2.COLOR_RGB2BGR,
-        ("bgra8", "bgr8"): cv2.COLOR_BGRA2BGR,
-        ("rgba8", "bgr8"): cv2.COLOR_RGBA2BGR,
-    }.get((layout, target))
-    if code is None:
-        raise InputError(f"cannot convert {encoding} images to {target} (choose mono8 or bgr8)")
-    return cv2.cvtColor(image, code)
-
-
 def image_to_msg(typestore, image: np.ndarray, encoding: str, frame_id: str, stamp_ns: int):
     """A ``rosbags`` ``sensor_msgs/msg/Image`` holding ``image`` (``[H, W]`` or ``[H, W, C]``,
     the encoding's own channel order) with a header of ``frame_id`` and ``stamp_ns``

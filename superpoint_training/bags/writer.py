@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from superpoint_ros.errors import ConfigError, InputError
+from superpoint_ros.image_encodings import convert_8bit
 from superpoint_training.bags.reader import (
     HOMOGRAPHY_TOPIC,
     HOMOGRAPHY_TYPE,
     IMAGE_TOPIC,
     IMAGE_TYPE,
-    convert_8bit,
     encoding_for,
     frame_id,
     homography_to_msg,

@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from superpoint_ros.errors import ConfigError
+from superpoint_ros.image_encodings import convert_8bit
 from superpoint_ros.ros.node_config import ParamSpec, check_parameters
-from superpoint_training.bags.reader import convert_8bit
 from superpoint_training.data.sequences import homography_from_reference, normalise_homography
 from superpoint_training.evaluation import evaluate as E
 from superpoint_training.evaluation.datasets import sequence_kind, stretch
