@@ -51,27 +51,18 @@ def _onnx_weights(weights: str | None, workdir: Path) -> tuple[Path, str]:
     """An ``.onnx`` front-end to run, and where it came from."""
     if weights and weights.endswith(".onnx"):
         return Path(weights), weights
+    from superpoint_ros.frontend import DEFAULT_WEIGHTS
+
+    source = Path(weights) if weights else DEFAULT_WEIGHTS
+    if not weights and not DEFAULT_WEIGHTS.is_file():
+        from _random_model import random_onnx
+
+        return random_onnx(workdir), "random weights (no trained model yet)"
     from superpoint_ros.export import export_onnx
-    from superpoint_ros.frontend import DEFAULT_WEIGHTS, FrontendConfig
+    from superpoint_ros.frontend import FrontendConfig
     from superpoint_ros.model.weights import load_weights
 
-    if weights:
-        source = Path(weights)
-    elif DEFAULT_WEIGHTS.is_file():
-        source = DEFAULT_WEIGHTS
-    else:
-        import torch
-
-        from superpoint_ros.model.superpoint import ModelConfig, SuperPointNet
-        from superpoint_ros.model.weights import checkpoint_dict, save_checkpoint
-
-        torch.manual_seed(0)
-        source = save_checkpoint(
-            workdir / "random.pt", checkpoint_dict(SuperPointNet(ModelConfig()))
-        )
-    onnx = export_onnx(load_weights(source), workdir / "bench.onnx", FrontendConfig())
-    label = "random weights (no trained model yet)" if source.name == "random.pt" else str(source)
-    return onnx, label
+    return export_onnx(load_weights(source), workdir / "bench.onnx", FrontendConfig()), str(source)
 
 
 def _frames(size: tuple[int, int], count: int = 30) -> list[np.ndarray]:

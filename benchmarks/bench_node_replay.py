@@ -28,23 +28,6 @@ HPATCHES_IMAGES = 116 * 6  # the full release: 116 sequences of 6 images
 METRICS = ("repeatability", "mle", "nn_map", "matching_score", "corner_error")
 
 
-def random_model(folder: Path) -> Path:
-    """A random-weights SuperPoint (detector scaled up: separated scores) exported to ONNX."""
-    import torch
-
-    from superpoint_ros.export import export_onnx
-    from superpoint_ros.frontend import FrontendConfig
-    from superpoint_ros.model.superpoint import SuperPointNet
-    from superpoint_ros.model.weights import checkpoint_dict, load_weights, save_checkpoint
-
-    torch.manual_seed(3)
-    net = SuperPointNet()
-    with torch.no_grad():
-        net.detector[1].conv.weight.mul_(40.0)
-    weights = load_weights(save_checkpoint(folder / "random.pt", checkpoint_dict(net)))
-    return export_onnx(weights, folder / "random.onnx", FrontendConfig())
-
-
 def compare(r: dict, o: dict, what: str) -> None:
     """Print how many pairs have identical figures on the node and offline."""
     by_pair = {(p["sequence"], p["pair"]): p for p in o["pair_results"]}
@@ -77,13 +60,15 @@ def main() -> int:
     parser.add_argument("-o", "--output", required=True)
     args = parser.parse_args()
 
+    from _random_model import random_onnx
+
     from superpoint_training.bags.writer import find_sequences, write_hpatches_bag
     from superpoint_training.evaluation.evaluate import evaluate, summary_table
     from superpoint_training.evaluation.protocol import Protocol
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    model = Path(args.model) if args.model else random_model(out)
+    model = Path(args.model) if args.model else random_onnx(out, peaky=True, seed=3)
     sources = [s for d in args.dataset for s in find_sequences(d)]
     bag = out / "bag"
     t0 = time.perf_counter()

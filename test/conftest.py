@@ -1,5 +1,9 @@
 """Shared fixtures. Real data lives in ../shared/data beside the project on developer and CI
-machines; users' clones don't have it, so tests that use it skip with a reason."""
+machines; users' clones don't have it, so tests that use it skip with a reason.
+
+``random_superpoint`` makes the random-weights SuperPoint (checkpoint or ONNX front-end) that
+stands in for trained weights in the node, bench and backend tests.
+"""
 
 from __future__ import annotations
 
@@ -23,3 +27,48 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+def make_random_superpoint(
+    folder: Path,
+    *,
+    peaky: bool = False,
+    seed: int = 3,
+    onnx: bool = False,
+    max_keypoints: int = 1000,
+) -> Path:
+    """A random-weights SuperPoint (seeded) saved as ``folder/random[_peaky].pt``; with ``onnx``
+    also exported as an ONNX front-end beside it (same stem, ``max_keypoints`` and the other
+    ``FrontendConfig`` defaults baked in) and that ``.onnx`` path returned.
+
+    ``peaky`` multiplies the detector head's last convolution by 40: keypoint scores are then
+    well separated, as a trained model's are, instead of a near-flat heatmap whose ties make
+    backends keep different points. Skips the test where torch (or, for ``onnx``, ONNX Runtime)
+    is missing.
+    """
+    torch = pytest.importorskip("torch")
+    from superpoint_ros.model.superpoint import SuperPointNet
+    from superpoint_ros.model.weights import checkpoint_dict, load_weights, save_checkpoint
+
+    torch.manual_seed(seed)
+    net = SuperPointNet()
+    if peaky:
+        with torch.no_grad():
+            net.detector[1].conv.weight.mul_(40.0)
+    stem = "random_peaky" if peaky else "random"
+    checkpoint = save_checkpoint(folder / f"{stem}.pt", checkpoint_dict(net))
+    if not onnx:
+        return checkpoint
+    pytest.importorskip("onnxruntime")
+    from superpoint_ros.export import export_onnx
+    from superpoint_ros.frontend import FrontendConfig
+
+    config = FrontendConfig(max_keypoints=max_keypoints)
+    return export_onnx(load_weights(checkpoint), folder / f"{stem}.onnx", config)
+
+
+@pytest.fixture(scope="session")
+def random_superpoint():
+    """:func:`make_random_superpoint`, for fixtures of any scope: ``random_superpoint(folder,
+    peaky=True, onnx=True)``."""
+    return make_random_superpoint

@@ -15,8 +15,7 @@ from superpoint_ros.backends import BACKENDS, get_backend_class, resolve_backend
 from superpoint_ros.errors import BackendUnavailable, ConfigError
 from superpoint_ros.export import export_onnx
 from superpoint_ros.frontend import DEFAULT_WEIGHTS, FrontendConfig, load_frontend
-from superpoint_ros.model.superpoint import SuperPointNet
-from superpoint_ros.model.weights import checkpoint_dict, load_weights, save_checkpoint
+from superpoint_ros.model.weights import load_weights
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -32,13 +31,8 @@ def photos():
 
 
 @pytest.fixture(scope="module")
-def peaky_weights(tmp_path_factory):
-    torch.manual_seed(3)
-    net = SuperPointNet()
-    with torch.no_grad():
-        net.detector[1].conv.weight.mul_(40.0)
-    path = tmp_path_factory.mktemp("w") / "peaky.pt"
-    return save_checkpoint(path, checkpoint_dict(net))
+def peaky_weights(tmp_path_factory, random_superpoint):
+    return random_superpoint(tmp_path_factory.mktemp("w"), peaky=True)
 
 
 def model_files(peaky_weights):

@@ -371,27 +371,21 @@ def bag(dataset, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
+def model(tmp_path_factory, random_superpoint) -> Path:
     """The packaged demo model as ONNX when it exists, else a random-weights SuperPoint (its
     detector scaled up, so scores are well separated) exported with the default settings."""
-    torch = pytest.importorskip("torch")
-    from superpoint_ros.export import export_onnx
-    from superpoint_ros.frontend import DEFAULT_WEIGHTS, FrontendConfig
-    from superpoint_ros.model.superpoint import SuperPointNet
-    from superpoint_ros.model.weights import checkpoint_dict, load_weights, save_checkpoint
-
     folder = tmp_path_factory.mktemp("model")
-    if DEFAULT_WEIGHTS.is_file():
-        weights = load_weights(DEFAULT_WEIGHTS)
-        name = "superpoint_demo.onnx"
-    else:
-        torch.manual_seed(3)
-        net = SuperPointNet()
-        with torch.no_grad():
-            net.detector[1].conv.weight.mul_(40.0)
-        weights = load_weights(save_checkpoint(folder / "random.pt", checkpoint_dict(net)))
-        name = "random.onnx"
-    return export_onnx(weights, folder / name, FrontendConfig())
+    from superpoint_ros.frontend import DEFAULT_WEIGHTS
+
+    if not DEFAULT_WEIGHTS.is_file():
+        return random_superpoint(folder, peaky=True, onnx=True)
+    pytest.importorskip("torch")
+    from superpoint_ros.export import export_onnx
+    from superpoint_ros.frontend import FrontendConfig
+    from superpoint_ros.model.weights import load_weights
+
+    weights = load_weights(DEFAULT_WEIGHTS)
+    return export_onnx(weights, folder / "superpoint_demo.onnx", FrontendConfig())
 
 
 def _env() -> dict[str, str]:

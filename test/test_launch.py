@@ -260,7 +260,7 @@ def _installed_share() -> Path | None:
         return None
 
 
-def test_run_the_launch_description(tmp_path, monkeypatch):
+def test_run_the_launch_description(tmp_path, monkeypatch, random_superpoint):
     if (
         importlib.util.find_spec("launch_ros") is None
         or importlib.util.find_spec("launch") is None
@@ -270,19 +270,12 @@ def test_run_the_launch_description(tmp_path, monkeypatch):
     if share is None:
         pytest.skip(f"{PACKAGE} is not installed in an ament index (colcon build; source it)")
     rclpy = pytest.importorskip("rclpy")
-    pytest.importorskip("torch")
     from launch import LaunchDescription, LaunchService  # noqa: I001 (not the launch/ folder)
     from launch.actions import IncludeLaunchDescription
     from launch.launch_description_sources import PythonLaunchDescriptionSource
     from rclpy.context import Context
 
-    from superpoint_ros.export import export_onnx
-    from superpoint_ros.frontend import FrontendConfig
-    from superpoint_ros.model.superpoint import ModelConfig, SuperPointNet
-    from superpoint_ros.model.weights import checkpoint_dict, load_weights, save_checkpoint
-
-    ckpt = save_checkpoint(tmp_path / "w.pt", checkpoint_dict(SuperPointNet(ModelConfig())))
-    onnx = export_onnx(load_weights(ckpt), tmp_path / "w.onnx", FrontendConfig())
+    onnx = random_superpoint(tmp_path, onnx=True)
     domain = 150 + os.getpid() % 80
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     service = LaunchService()

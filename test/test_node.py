@@ -368,20 +368,6 @@ def run_node_until_exit(log_path: Path, *ros_args: str, timeout: float = 60.0):
     return code, node.log()
 
 
-def _export_random(path: Path, max_keypoints: int = MAX_KP) -> Path:
-    """A random-weights SuperPoint checkpoint exported as an ONNX front-end."""
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("onnxruntime")
-    from superpoint_ros.export import export_onnx
-    from superpoint_ros.frontend import FrontendConfig
-    from superpoint_ros.model.superpoint import ModelConfig, SuperPointNet
-    from superpoint_ros.model.weights import checkpoint_dict, load_weights, save_checkpoint
-
-    torch.manual_seed(0)
-    ckpt = save_checkpoint(path.with_suffix(".pt"), checkpoint_dict(SuperPointNet(ModelConfig())))
-    return export_onnx(load_weights(ckpt), path, FrontendConfig(max_keypoints=max_keypoints))
-
-
 def _wait_for_node(client: Client, node: NodeProcess, topic: str = "/test/image") -> None:
     def ready() -> bool:
         assert node.alive(), f"the node exited:\n{node.log()}"
@@ -396,8 +382,10 @@ def _wait_for_node(client: Client, node: NodeProcess, topic: str = "/test/image"
 
 
 @pytest.fixture(scope="module")
-def random_onnx(tmp_path_factory) -> Path:
-    return _export_random(tmp_path_factory.mktemp("weights") / "random_superpoint.onnx")
+def random_onnx(tmp_path_factory, random_superpoint) -> Path:
+    """A random-weights SuperPoint exported as an ONNX front-end with ``MAX_KP`` baked in."""
+    folder = tmp_path_factory.mktemp("weights")
+    return random_superpoint(folder, seed=0, onnx=True, max_keypoints=MAX_KP)
 
 
 @pytest.fixture(scope="module")
