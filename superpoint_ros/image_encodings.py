@@ -21,6 +21,7 @@ __all__ = [
     "COLOR_CONVERSIONS",
     "ENCODINGS",
     "check_image_header",
+    "check_pixel_limit",
     "convert_8bit",
     "raw_image_view",
 ]
@@ -54,11 +55,7 @@ def check_image_header(msg: Any, max_pixels: int | None) -> tuple[np.dtype, int,
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
         raise ImageConversionError(f"zero-size image ({height}x{width}, {msg.encoding})")
-    if max_pixels is not None and height * width > max_pixels:
-        raise ImageConversionError(
-            f"image {height}x{width} has {height * width} pixels, more than the limit "
-            f"max_pixels={max_pixels}"
-        )
+    check_pixel_limit(height, width, max_pixels)
     bpp = dtype.itemsize * channels
     if step < width * bpp:
         raise ImageConversionError(
@@ -71,6 +68,17 @@ def check_image_header(msg: Any, max_pixels: int | None) -> tuple[np.dtype, int,
             f"({height}x{width} {msg.encoding})"
         )
     return dtype, channels, bpp
+
+
+def check_pixel_limit(height: int, width: int, max_pixels: int | None) -> None:
+    """Raise :class:`ImageConversionError` when ``height * width`` exceeds ``max_pixels``
+    (``None``: no limit): the guard against a header or file announcing an absurd size, for raw
+    and compressed images alike."""
+    if max_pixels is not None and height * width > max_pixels:
+        raise ImageConversionError(
+            f"image {height}x{width} has {height * width} pixels, more than the limit "
+            f"max_pixels={max_pixels}"
+        )
 
 
 def raw_image_view(msg: Any, dtype: np.dtype, channels: int) -> np.ndarray:

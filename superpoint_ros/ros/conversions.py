@@ -56,6 +56,7 @@ from superpoint_ros.errors import ConfigError, ImageConversionError, PointCloudS
 from superpoint_ros.image_encodings import (
     ENCODINGS,
     check_image_header,
+    check_pixel_limit,
     convert_8bit,
     raw_image_view,
 )
@@ -290,12 +291,7 @@ def compressed_to_numpy(
         raise ImageConversionError(
             f"could not decode compressed image (format {msg.format!r}, {len(msg.data)} bytes)"
         )
-    height, width = img.shape[:2]
-    if max_pixels is not None and height * width > max_pixels:
-        raise ImageConversionError(
-            f"image {height}x{width} has {height * width} pixels, more than the limit "
-            f"max_pixels={max_pixels}"
-        )
+    check_pixel_limit(img.shape[0], img.shape[1], max_pixels)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
     if img.dtype not in (np.uint8, np.uint16):

@@ -47,24 +47,8 @@ def draw_debug_image(
     scale = max(0.35, min(out.shape[0], out.shape[1]) / 900.0)
     thickness = max(1, int(round(scale * 2)))
     origin = (5, 5 + int(20 * scale))
-    cv2.putText(
-        out,
-        caption,
-        origin,
-        cv2.FONT_HERSHEY_SIMPLEX,
-        scale,
-        (0, 0, 0),
-        thickness + 2,
-        cv2.LINE_AA,
-    )
-    cv2.putText(
-        out,
-        caption,
-        origin,
-        cv2.FONT_HERSHEY_SIMPLEX,
-        scale,
-        (255, 255, 255),
-        thickness,
-        cv2.LINE_AA,
-    )
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    # black outline under white text: readable on any background
+    for color, width in (((0, 0, 0), thickness + 2), ((255, 255, 255), thickness)):
+        cv2.putText(out, caption, origin, font, scale, color, width, cv2.LINE_AA)
     return out
