@@ -658,7 +658,10 @@ def get_stage(name: str) -> Stage:
     if name not in STAGES:
         for info in pkgutil.iter_modules(package.__path__):
             if not info.name.startswith("_"):
-                importlib.import_module(f"{package.__name__}.{info.name}")
+                try:  # only to list the valid names: a module that fails is not one
+                    importlib.import_module(f"{package.__name__}.{info.name}")
+                except Exception:  # noqa: BLE001
+                    continue
     try:
         return STAGES.get(name)
     except KeyError as exc:
