@@ -5,6 +5,11 @@ pieces (data order, config rules, CLI); the detection evaluation on hand-compute
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -114,8 +119,8 @@ def test_tiny_run_lowers_loss_and_checkpoint_loads_in_extract(tmp_path):
 
 
 def test_resume_after_a_crash_is_bitwise_exact(tmp_path):
-    extra = ("train.steps=6", "train.checkpoint_every=3", "train.keep_checkpoints=0",
-             "train.num_workers=1")  # fmt: skip
+    # in-process data loading here; the killed-CLI test below runs a worker process
+    extra = ("train.steps=6", "train.checkpoint_every=3", "train.keep_checkpoints=0")
     train_magicpoint(tiny_conf(*extra), tmp_path / "straight")
 
     def crash(step: int) -> None:
@@ -144,6 +149,70 @@ def test_resume_after_a_crash_is_bitwise_exact(tmp_path):
     # resuming with a config that changes the computation is refused
     with pytest.raises(ConfigError, match="train.lr"):
         train_magicpoint(tiny_conf(*extra, "train.lr=0.01"), tmp_path / "crashed", resume=True)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _is_data_worker(pid: int) -> bool:
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the worker process")
+def test_killed_cli_run_checkpoints_and_resumes_exactly(tmp_path):
+    """A real `kill` (SIGTERM) of `superpoint train`: checkpoint of the last step, data workers
+    gone, and resuming gives the weights of a run that was never killed."""
+    run = tmp_path / "killed"
+    extra = ["train.steps=400", "train.checkpoint_every=2", "train.keep_checkpoints=0",
+             "train.num_workers=1"]  # fmt: skip
+    cmd = [sys.executable, "-m", "superpoint_training.cli.main", "train", "magicpoint",
+           "--output", str(run), *TINY, *extra]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 50
+    while not (run / "checkpoint_step_000004.pt").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no checkpoint written"
+        time.sleep(0.02)
+    workers = [p for p in _children(proc.pid) if _is_data_worker(p)]
+    assert len(workers) == 1
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=50)
+    assert proc.returncode == 130 and "interrupted: saved step" in out, (out, err)
+    assert "Traceback" not in err, err
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers)
+    killed_at = ckpt(run / "checkpoint_last.pt")["step"]
+    assert 4 <= killed_at < 400
+    # resume to a few steps beyond the kill, and compare with a straight run that far
+    target = f"train.steps={killed_at + 3}"
+    train_magicpoint(tiny_conf(*extra, target), run, resume=True)
+    train_magicpoint(tiny_conf(*extra, target), tmp_path / "straight")
+    a = ckpt(run / "checkpoint_last.pt")
+    b = ckpt(tmp_path / "straight" / "checkpoint_last.pt")
+    assert a["step"] == b["step"] == killed_at + 3
+    assert same_weights(a["model"], b["model"])
 
 
 def test_overfit_one_batch(tmp_path):

@@ -103,7 +103,7 @@ def build_magicpoint(conf: MagicPointConfig) -> SuperPointNet:
         return SuperPointNet(conf.model)
 
 
-def test_dataset(conf: MagicPointConfig) -> SyntheticShapesDataset:
+def synthetic_test_set(conf: MagicPointConfig) -> SyntheticShapesDataset:
     """The fixed synthetic test set: ``eval.num_images`` clean renders from ``eval.seed`` (not
     warped), with the training's photometric noise when ``eval.photometric``."""
     augment = None
@@ -144,7 +144,7 @@ class MagicPointValidation:
     @property
     def evaluator(self) -> DetectionEvaluator:
         if self._evaluator is None:  # built on first use: the test set takes a moment
-            self._evaluator = DetectionEvaluator(test_dataset(self.conf), self.conf.eval)
+            self._evaluator = DetectionEvaluator(synthetic_test_set(self.conf), self.conf.eval)
         return self._evaluator
 
     def __call__(self, model: torch.nn.Module, ctx: StepContext) -> dict[str, float]:
@@ -223,7 +223,7 @@ def evaluate_magicpoint(
     classical detectors on the test set of ``conf``; writes the report into ``output_dir``."""
     dev = resolve_device(device)
     model = build_model(load_weights(weights)).to(dev)
-    evaluator = DetectionEvaluator(test_dataset(conf), conf.eval)
+    evaluator = DetectionEvaluator(synthetic_test_set(conf), conf.eval)
     results = evaluator.evaluate(model, dev)
     save_report(results, output_dir, conf.eval, {"weights": str(weights), "seed": conf.seed})
     return results

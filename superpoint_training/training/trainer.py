@@ -21,8 +21,9 @@ Exact resumption. The batch of step ``s`` is made of dataset items chosen by
 ``step_fn`` and the global torch / numpy / python RNGs are saved in every checkpoint and
 restored; the DataLoader gets its own generator, so creating one never consumes global random
 state. Running N steps in one go and running k steps, stopping, then ``resume=True`` to N give
-bitwise-equal weights on the CPU (``test/test_training_magicpoint.py``). Ctrl-C writes
-``checkpoint_last.pt`` for the last completed step before stopping.
+bitwise-equal weights on the CPU (``test/test_training_magicpoint.py``). Ctrl-C or SIGTERM
+stops after the step in progress and writes ``checkpoint_last.pt`` (a second one stops at once,
+without a checkpoint).
 
 Distributed training (DDP): *not implemented*. The pieces that need it are in place: the
 sampler takes ``rank``/``world_size`` and gives each process its slice of the global batch,
@@ -59,7 +60,7 @@ STEP_CHECKPOINT = "checkpoint_step_{step:06d}.pt"
 _STEP_RE = re.compile(r"checkpoint_step_(\d+)\.pt$")
 LR_SCHEDULES = ("constant", "cosine", "step")
 OPTIMIZERS = ("adam", "adamw")
-WORKER_STARTS = ("forkserver", "spawn", "fork")
+WORKER_STARTS = ("spawn", "forkserver", "fork")
 
 
 @dataclass
@@ -81,7 +82,7 @@ class TrainerConfig:
     device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
     num_threads: int = 0  # torch intra-op CPU threads (0: torch's default)
     num_workers: int = 2  # DataLoader worker processes (0: load batches in this process)
-    worker_start: str = "forkserver"  # how workers start: forkserver | spawn | fork (see doc)
+    worker_start: str = "spawn"  # how workers start: spawn | forkserver | fork (see doc)
     log_every: int = 50  # steps between TensorBoard/metrics.jsonl scalars and bar updates
     checkpoint_every: int = 5000  # steps between checkpoints (one is always written at the end)
     keep_checkpoints: int = 3  # newest step checkpoints kept (0: keep all); checkpoint_last stays
@@ -325,6 +326,55 @@ def _link_or_copy(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+class _StopRequests:
+    """Ctrl-C (SIGINT) and ``kill`` (SIGTERM) during ``fit``: the first one asks the loop to
+    stop after the step in progress (then checkpoint and exit), so a checkpoint never holds a
+    half-done step (its random draws already made, say); a second one interrupts at once,
+    without a checkpoint. Handlers are installed only in the main thread and restored after."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequests:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                sig = getattr(signal, name)
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class _WorkerInit:
+    """DataLoader ``worker_init_fn``: workers ignore Ctrl-C (the terminal sends it to the whole
+    process group; the trainer decides when to stop), then run the dataset's own init."""
+
+    def __init__(self, fn: Callable[[int], None] | None):
+        self.fn = fn
+
+    def __call__(self, worker_id: int) -> None:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if self.fn is not None:
+            self.fn(worker_id)
+
+
 def _to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
@@ -380,7 +430,6 @@ class Trainer:
         self.np_rng = np.random.default_rng(stream)
         self.step = 0
         self.writer = None
-        self._in_update = False
 
     # -- checkpoints --------------------------------------------------------------------------
 
@@ -431,9 +480,12 @@ class Trainer:
 
     def _batches(self) -> Iterator[Any]:
         """The batches of steps ``self.step .. conf.steps - 1``. DataLoader workers are started
-        here, at once (not on the first ``next``): ``fit`` calls this before it starts threads
-        (TensorBoard's writer, tqdm's monitor), since forking a process that runs other threads
-        can deadlock the child on a lock one of them held."""
+        here, at once (not on the first ``next``), before ``fit`` starts threads of its own
+        (TensorBoard's writer): with ``worker_start="fork"``, forking a process that runs other
+        threads can deadlock the child on a lock one of them held. The default, ``spawn``,
+        starts clean interpreters whose parent is this process, so they also exit when it is
+        killed (a worker forked from a fork server watches the server, not the trainer, and
+        outlives a killed run)."""
         sampler = StepBatchSampler(
             len(self.dataset), self.conf.batch_size, self.seed, self.step, self.conf.steps,
             shuffle=self.shuffle, overfit=self.conf.overfit_batch, rank=self.rank,
@@ -442,22 +494,12 @@ class Trainer:
         if self.conf.overfit_batch:  # one batch, loaded once, reused every step
             first = self.collate([self.dataset[i] for i in sampler.indices(0)])
             return iter([first] * len(sampler))
-        if self.conf.num_workers and self.conf.worker_start == "forkserver":
-            # The fork server imports the dataset's modules once; each worker forked from it
-            # then starts at once instead of importing torch again. (No effect once started.)
-            import multiprocessing
-
-            modules = {type(self.dataset).__module__, "torch"}
-            for fn in (self.collate_fn, self.worker_init_fn):
-                if fn is not None and getattr(fn, "__module__", None):
-                    modules.add(fn.__module__)
-            multiprocessing.set_forkserver_preload(sorted(modules))
         loader = torch.utils.data.DataLoader(
             self.dataset,
             batch_sampler=sampler,
             num_workers=self.conf.num_workers,
             collate_fn=self.collate_fn,
-            worker_init_fn=self.worker_init_fn,
+            worker_init_fn=_WorkerInit(self.worker_init_fn),
             pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(self.seed + self.step),
             persistent_workers=False,
@@ -515,6 +557,7 @@ class Trainer:
         if self.step >= self.conf.steps:
             return last
         batches = self._batches()  # before any thread starts (see _batches)
+        stop = _StopRequests().__enter__()
         if self.is_main and self.conf.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -545,20 +588,19 @@ class Trainer:
                     raise FloatingPointError(f"loss is {float(loss)} at step {self.step}")
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                self._in_update = True
                 if self.conf.grad_clip > 0:
                     nn.utils.clip_grad_norm_(self.model.parameters(), self.conf.grad_clip)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
-                self._in_update = False
                 sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
                 for k, v in scalars.items():
                     sums[k] = sums.get(k, 0.0) + _scalar(v)
                 count += 1
                 bar.update(1)
                 timed_out = limit_s > 0 and time.perf_counter() - started >= limit_s
-                end = self.step == self.conf.steps or timed_out
+                interrupted = stop.signum is not None
+                end = self.step == self.conf.steps or timed_out or interrupted
                 if self.step % self.conf.log_every == 0 or end:
                     elapsed = time.perf_counter() - window_start
                     record = {k: v / count for k, v in sums.items()}
@@ -574,6 +616,9 @@ class Trainer:
                     self.save()
                 overfit = self.conf.overfit_batch
                 periodic = self.conf.val_every > 0 and self.step % self.conf.val_every == 0
+                if interrupted:
+                    bar.write(f"interrupted: saved step {self.step}; continue with --resume")
+                    break
                 if (periodic and not overfit) or end:
                     metrics = self.run_validation(final=end)
                     if metrics and self.is_main:
@@ -589,16 +634,17 @@ class Trainer:
                         f"{self.step}; continue with --resume"
                     )
                     break
-        except KeyboardInterrupt:
-            if self.is_main and not self._in_update and self.step > 0:
-                self.save()
-                bar.write(f"interrupted: saved step {self.step}; continue with --resume")
-            raise
         finally:
+            stop.__exit__()
+            shutdown = getattr(batches, "_shutdown_workers", None)
+            if shutdown is not None:  # stop the DataLoader workers now, not at exit
+                shutdown()
             bar.close()
             if self.writer is not None:
                 self.writer.close()
                 self.writer = None
+        if stop.signum is not None:
+            raise KeyboardInterrupt
         return last
 
     def _log_train(self, record: Mapping[str, float], bar) -> None:
