@@ -68,7 +68,8 @@ class ExportConfig:
     seed: int = 0  # identity: homographies of image `name` are drawn from (seed, crc32(name))
     image_size: tuple[int, int] = (240, 320)  # identity: (h, w) the images are brought to
     resize: str = "crop"  # identity: crop (keep aspect, fill, centre crop) | stretch
-    adaptation: AdaptationConfig = field(default_factory=AdaptationConfig)  # identity
+    adaptation: AdaptationConfig = field(default_factory=AdaptationConfig)  # identity (not
+    # adaptation.warp_batch, which changes speed only)
     batch_size: int = 1  # images adapted together (B x num_homographies warps per image batch)
     chunk_size: int = 64  # images per store commit (a kill loses at most one chunk of work)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -82,6 +83,7 @@ class ExportConfig:
 
 
 IDENTITY_KEYS = ("seed", "image_size", "resize", "adaptation")
+SPEED_ONLY_ADAPTATION_KEYS = ("warp_batch",)  # change speed, not labels: not in the identity
 
 
 def check_config(conf: ExportConfig) -> None:
@@ -195,7 +197,11 @@ def store_identity(conf: ExportConfig, weights_sha: str) -> dict[str, Any]:
     from superpoint_training.config import to_dict
 
     tree = to_dict(conf)
-    return {**{k: tree[k] for k in IDENTITY_KEYS}, "weights_sha256": weights_sha}
+    identity = {k: tree[k] for k in IDENTITY_KEYS}
+    identity["adaptation"] = {
+        k: v for k, v in identity["adaptation"].items() if k not in SPEED_ONLY_ADAPTATION_KEYS
+    }
+    return {**identity, "weights_sha256": weights_sha}
 
 
 def load_detector(weights: str | os.PathLike, device):
