@@ -78,14 +78,13 @@ class AdaptationConfig:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
 
 
-def resolve_warp_batch(warp_batch: int, num_homographies: int, device) -> int:
-    """``warp_batch`` 0 (auto): all warps of an image in one forward on a GPU, where batching
-    is what makes the path fast; 1 on a CPU, where the network is memory-bound and larger
-    batches only add memory traffic (``benchmarks/bench_homographic_adaptation.py``: on this
-    project's 2-core CPU, batches of 100 run at 0.38x the speed of batches of 1)."""
-    if warp_batch > 0:
-        return warp_batch
-    return max(1, num_homographies) if torch.device(device).type == "cuda" else 1
+def resolve_warp_batch(warp_batch: int, num_homographies: int) -> int:
+    """``warp_batch`` 0 (auto): all warps of an image in one forward. On a GPU that is what
+    makes the path fast. On a CPU it depends on the load (``docs/training_superpoint.md``): on
+    this project's idle 2-core CPU batches of 1 ran ~2x faster than batches of 100 (memory
+    traffic), on the same CPU shared with other jobs batches of 100 ran ~4x faster (fewer
+    thread synchronisations); set ``warp_batch`` to choose."""
+    return warp_batch if warp_batch > 0 else max(1, num_homographies)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,7 +285,7 @@ def adapt_and_select(
     config: AdaptationConfig,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``homographic_adaptation`` then ``select_points`` with ``config``'s settings."""
-    warp_batch = resolve_warp_batch(config.warp_batch, homographies.shape[1], images.device)
+    warp_batch = resolve_warp_batch(config.warp_batch, homographies.shape[1])
     prob = homographic_adaptation(
         model, images, homographies, config.valid_border_margin, warp_batch
     )["prob"]
