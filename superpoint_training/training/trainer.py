@@ -531,6 +531,7 @@ class Trainer:
         return metrics
 
     def _log_json(self, record: Mapping[str, Any]) -> None:
+        record = {**record, "time": round(time.time(), 3)}  # wall clock (Unix seconds)
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
