@@ -9,6 +9,11 @@ stage's own flags; ``--print-config`` shows the resolved config and exits.
 Common flags: --output DIR, --steps N (train.steps), --batch-size B (train.batch_size),
 --device auto|cpu|cuda|cuda:N (train.device), --resume, --overfit-batch (train.overfit_batch),
 --eval-only [--weights W], --print-config.
+
+Several processes (DDP, one per GPU, or several on the CPU; --batch-size stays the global
+batch): ``superpoint train <stage> --nproc N ...`` starts them itself, or
+``torchrun --nproc_per_node N .venv/bin/superpoint train <stage> ...`` (then leave --nproc out).
+--sync-bn (train.sync_batchnorm), --dist-timeout-min M.
 """
 
 from __future__ import annotations
@@ -73,6 +78,20 @@ def stage_parser(stage) -> argparse.ArgumentParser:
     p.add_argument(
         "--print-config", action="store_true", help="print the resolved config and exit"
     )
+    p.add_argument(
+        "--nproc", type=int, default=None, metavar="N",
+        help="train with N processes on this machine (DDP: one per GPU, NCCL; or on the CPU, "
+        "gloo); --batch-size stays the global batch. Under torchrun leave it out",
+    )  # fmt: skip
+    p.add_argument(
+        "--sync-bn", action="store_true",
+        help="DDP on CUDA: BatchNorm statistics over the global batch (train.sync_batchnorm)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dist-timeout-min", type=float, default=60.0, metavar="M",
+        help="DDP: how long a process waits for the others (rank 0 validating, a checkpoint) "
+        "before giving up (default 60)",
+    )  # fmt: skip
     for flag, (key, help_text) in stage.flags.items():
         p.add_argument(flag, default=None, help=f"{help_text} ({key})")
     return p
@@ -99,6 +118,8 @@ def resolve_config(stage, opts: argparse.Namespace):
             overrides.append((key, value))
     if opts.overfit_batch:
         overrides.append(("train.overfit_batch", True))
+    if getattr(opts, "sync_bn", False):
+        overrides.append(("train.sync_batchnorm", True))
     for flag, (key, _) in stage.flags.items():
         value = getattr(opts, flag.lstrip("-").replace("-", "_"))
         if value is not None:
@@ -140,6 +161,51 @@ def run(args: argparse.Namespace) -> int:
     if output is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         output = Path("runs") / f"{stage.name}_{stamp}"
-    last = stage.run(conf, output, resume=opts.resume)
-    print(f"checkpoint: {last}")
+    last = launch_stage(stage.name, conf, output, opts.resume, opts.nproc, opts.dist_timeout_min)
+    if last is not None:
+        print(f"checkpoint: {last}")
     return 0
+
+
+def launch_stage(
+    stage_name: str,
+    conf,
+    output: Path,
+    resume: bool,
+    nproc: int | None = None,
+    timeout_min: float = 60.0,
+) -> Path | None:
+    """Run the stage in this process, under torchrun (``WORLD_SIZE`` set: join the process
+    group), or in ``nproc`` processes spawned here. Returns the last checkpoint (``None`` on
+    ranks other than 0 under torchrun, which print nothing)."""
+    from superpoint_ros.errors import ConfigError
+    from superpoint_training.training import distributed
+
+    outer = distributed.env_info()
+    world = outer.world_size if outer is not None else 1
+    if nproc is not None and world > 1:
+        raise ConfigError(
+            f"--nproc {nproc} under torchrun (WORLD_SIZE={world}): torchrun already started "
+            "the processes; leave --nproc out"
+        )
+    if nproc is not None:
+        world = nproc
+    distributed.check_launch(conf.train.batch_size, world, conf.train.device, local=nproc)
+    if nproc is not None and nproc > 1:
+        args = (stage_name, conf, output, resume)
+        return distributed.launch(
+            _train_process, args, nproc, conf.train.device, timeout_min=timeout_min
+        )
+    if world > 1:  # torchrun
+        with distributed.process_group(conf.train.device, timeout_min) as info:
+            output = distributed.broadcast(output)  # rank 0's default name (time stamp)
+            last = _train_process(stage_name, conf, output, resume)
+        return last if info.is_main else None
+    return _train_process(stage_name, conf, output, resume)
+
+
+def _train_process(stage_name: str, conf, output: Path, resume: bool) -> Path:
+    """One process's training (module level: ``--nproc`` pickles it into each process)."""
+    from superpoint_training.training.trainer import get_stage
+
+    return get_stage(stage_name).run(conf, output, resume=resume)

@@ -25,12 +25,18 @@ bitwise-equal weights on the CPU (``test/test_training_magicpoint.py``). Ctrl-C 
 stops after the step in progress and writes ``checkpoint_last.pt`` (a second one stops at once,
 without a checkpoint).
 
-Distributed training (DDP): *not implemented*. The pieces that need it are in place: the
-sampler takes ``rank``/``world_size`` and gives each process its slice of the global batch,
-per-process generators are seeded with the rank, only ``is_main`` writes checkpoints, logs and
-the bar, and checkpoints store the unwrapped model. What is left: ``init_process_group``, wrap
-the model in ``DistributedDataParallel``, all-reduce the logged scalars and run validation on
-rank 0 only (with a barrier around it).
+Distributed training (DDP, ``superpoint_training/training/distributed.py``). When a
+``torch.distributed`` process group is initialised (torchrun, or ``superpoint train --nproc``),
+every process builds the same ``Trainer``; it then runs on ``cuda:LOCAL_RANK`` (or the CPU),
+wraps the model in ``DistributedDataParallel`` (``train.sync_batchnorm``: ``SyncBatchNorm``
+first), takes every ``world_size``-th sample of each global batch (``train.batch_size`` stays the
+global batch), decides every stop (time limit, signals) together with the others, logs scalars
+averaged over the processes, and only rank 0 validates (the others wait at a barrier) and
+writes checkpoints, TensorBoard, ``metrics.jsonl`` and the bar. ``step_fn`` gets the DDP
+wrapper, ``validate`` the plain model. Checkpoints hold the random states of every rank
+(``rng_ranks``); all ranks resume from the same file, each with its own states. Without a
+process group (or with a world size of 1) none of this runs: the single-process loop is the one
+described above, unchanged.
 """
 
 from __future__ import annotations
@@ -55,12 +61,15 @@ from superpoint_ros.errors import ConfigError
 from superpoint_ros.model.weights import checkpoint_dict, save_checkpoint
 from superpoint_ros.registry import Registry
 
+from . import distributed as dist_util
+
 LAST_CHECKPOINT = "checkpoint_last.pt"
 STEP_CHECKPOINT = "checkpoint_step_{step:06d}.pt"
 _STEP_RE = re.compile(r"checkpoint_step_(\d+)\.pt$")
 LR_SCHEDULES = ("constant", "cosine", "step")
 OPTIMIZERS = ("adam", "adamw")
 WORKER_STARTS = ("spawn", "forkserver", "fork")
+_NOT_AVERAGED = ("images_per_s", "lr")  # DDP: rank 0's values are logged as they are
 
 
 @dataclass
@@ -92,6 +101,7 @@ class TrainerConfig:
     # of this invocation (0: no limit); --resume continues to `steps`
     progress: bool = True  # show the tqdm progress bar
     tensorboard: bool = True  # write TensorBoard scalars to <run>/tensorboard
+    sync_batchnorm: bool = False  # DDP on CUDA: BatchNorm statistics over the global batch
 
 
 @dataclass
@@ -252,8 +262,13 @@ def check_trainer_config(conf: TrainerConfig) -> None:
         raise ConfigError(f"train.lr must be > 0, got {conf.lr}")
 
 
-def rng_state(generator: torch.Generator, np_rng: np.random.Generator) -> dict[str, Any]:
-    """Every random state a run depends on, as checkpoint-safe data (``weights_only`` loads)."""
+def rng_state(
+    generator: torch.Generator,
+    np_rng: np.random.Generator,
+    cuda_device: torch.device | None = None,
+) -> dict[str, Any]:
+    """Every random state a run depends on, as checkpoint-safe data (``weights_only`` loads).
+    ``cuda_device`` (DDP): save only that GPU's state (``cuda_device``), not every GPU's."""
     state = {
         "torch": torch.get_rng_state(),
         "torch_generator": generator.get_state(),
@@ -261,7 +276,9 @@ def rng_state(generator: torch.Generator, np_rng: np.random.Generator) -> dict[s
         "numpy_global": _np_global_state(),
         "python": _python_state(),
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if cuda_device is not None and cuda_device.type == "cuda":
+        state["cuda_device"] = torch.cuda.get_rng_state(cuda_device)
+    elif torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
@@ -278,8 +295,12 @@ def _python_state() -> list[Any]:
 
 
 def set_rng_state(
-    state: Mapping[str, Any], generator: torch.Generator, np_rng: np.random.Generator
+    state: Mapping[str, Any],
+    generator: torch.Generator,
+    np_rng: np.random.Generator,
+    cuda_device: torch.device | None = None,
 ) -> None:
+    """Restore ``rng_state``'s output. ``cuda_device`` (DDP): set only that GPU's state."""
     torch.set_rng_state(state["torch"])
     generator.set_state(state["torch_generator"])
     np_rng.bit_generator.state = state["numpy_generator"]
@@ -290,8 +311,15 @@ def set_rng_state(
     )  # fmt: skip
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(int(v) for v in internal.tolist()), gauss))
-    if "cuda" in state and torch.cuda.is_available():
+    if cuda_device is not None and cuda_device.type == "cuda":
+        if "cuda_device" in state:
+            torch.cuda.set_rng_state(state["cuda_device"], cuda_device)
+        elif "cuda" in state and cuda_device.index < len(state["cuda"]):
+            torch.cuda.set_rng_state(state["cuda"][cuda_device.index], cuda_device)
+    elif "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+    elif "cuda_device" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda_device"])
 
 
 def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -330,12 +358,16 @@ class _StopRequests:
     """Ctrl-C (SIGINT) and ``kill`` (SIGTERM) during ``fit``: the first one asks the loop to
     stop after the step in progress (then checkpoint and exit), so a checkpoint never holds a
     half-done step (its random draws already made, say); a second one interrupts at once,
-    without a checkpoint. Handlers are installed only in the main thread and restored after."""
+    without a checkpoint. Handlers are installed only in the main thread and restored after.
+    ``echo_s`` (DDP): a second signal this soon after the first is ignored, as it is the
+    launcher passing on the Ctrl-C the terminal already sent to every process."""
 
     SIGNALS = ("SIGINT", "SIGTERM")
 
-    def __init__(self) -> None:
+    def __init__(self, echo_s: float = 0.0) -> None:
         self.signum: int | None = None
+        self.echo_s = echo_s
+        self._first = 0.0
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopRequests:
@@ -350,8 +382,11 @@ class _StopRequests:
 
     def _handle(self, signum, frame) -> None:
         if self.signum is not None:
+            if time.monotonic() - self._first < self.echo_s:
+                return
             raise KeyboardInterrupt
         self.signum = signum
+        self._first = time.monotonic()
 
     def __exit__(self, *exc) -> None:
         import signal
@@ -411,16 +446,25 @@ class Trainer:
     conventions: Mapping[str, Any] | None = None
     git_revision: str = "unknown"
     shuffle: bool = True
-    rank: int = 0
-    world_size: int = 1
+    rank: int | None = None  # None: from the torch.distributed process group (0 without one)
+    world_size: int | None = None  # None: from the process group (1 without one)
     on_step_end: list[Callable[[int], None]] = field(default_factory=list)  # hooks (tests)
 
     def __post_init__(self) -> None:
         check_trainer_config(self.conf)
         self.run_dir = Path(self.run_dir)
+        info = self._dist_info()
+        self.rank, self.world_size = info.rank, info.world_size
+        self.distributed = info.enabled
         self.is_main = self.rank == 0
-        self.device = resolve_device(self.conf.device)
+        if self.distributed:
+            dist_util.check_batch(self.conf.batch_size, self.world_size)
+            self.device = dist_util.rank_device(self.conf.device, info.local_rank)
+        else:
+            self.device = resolve_device(self.conf.device)
         self.model.to(self.device)
+        if self.distributed:  # before the optimizer: SyncBatchNorm replaces modules
+            self.model = dist_util.wrap_model(self.model, self.device, self.conf.sync_batchnorm)
         self.optimizer = make_optimizer(self.model.parameters(), self.conf)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, self.conf)
@@ -431,28 +475,55 @@ class Trainer:
         self.step = 0
         self.writer = None
 
+    def _dist_info(self) -> dist_util.DistInfo:
+        found = dist_util.current()
+        if self.rank is None and self.world_size is None:
+            return found
+        asked = (self.rank or 0, 1 if self.world_size is None else self.world_size)
+        if asked != (found.rank, found.world_size):
+            raise ConfigError(
+                f"Trainer(rank={asked[0]}, world_size={asked[1]}) does not match the process "
+                f"group (rank {found.rank} of {found.world_size}); leave rank and world_size "
+                "out: they come from torch.distributed"
+            )
+        return found
+
+    @property
+    def module(self) -> nn.Module:
+        """The model without its ``DistributedDataParallel`` wrapper."""
+        return getattr(self.model, "module", self.model)
+
+    def _rng_state(self) -> dict[str, Any]:
+        cuda_device = self.device if self.distributed else None
+        return rng_state(self.generator, self.np_rng, cuda_device)
+
     # -- checkpoints --------------------------------------------------------------------------
 
-    def checkpoint(self) -> dict[str, Any]:
-        model = getattr(self.model, "module", self.model)  # unwrap DDP
+    def checkpoint(self, rng_ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The checkpoint dict. ``rng_ranks`` (DDP): the random states of every rank, by rank
+        (saved as ``rng_ranks`` beside ``world_size``; ``rng`` is rank 0's)."""
+        extra: dict[str, Any] = {}
+        if rng_ranks is not None:
+            extra = {"rng_ranks": list(rng_ranks), "world_size": len(rng_ranks)}
         return checkpoint_dict(
-            model,
+            self.module,  # unwrap DDP
             self.conventions,
             optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict(),
             step=self.step,
-            rng=rng_state(self.generator, self.np_rng),
+            rng=rng_ranks[0] if rng_ranks else rng_state(self.generator, self.np_rng),
             config=self.resolved_config,
             seed=self.seed,
             stage=self.stage,
             git_revision=self.git_revision,
+            **extra,
         )
 
-    def save(self) -> Path:
+    def save(self, rng_ranks: list[dict[str, Any]] | None = None) -> Path:
         """Write ``checkpoint_step_<step>.pt`` and ``checkpoint_last.pt`` (atomically), then
         drop the oldest step checkpoints beyond ``keep_checkpoints``."""
         path = save_checkpoint(
-            self.run_dir / STEP_CHECKPOINT.format(step=self.step), self.checkpoint()
+            self.run_dir / STEP_CHECKPOINT.format(step=self.step), self.checkpoint(rng_ranks)
         )
         _link_or_copy(path, self.run_dir / LAST_CHECKPOINT)
         keep = self.conf.keep_checkpoints
@@ -462,13 +533,25 @@ class Trainer:
         return path
 
     def restore(self, path: str | os.PathLike) -> None:
+        """Load model, optimizer, scheduler, step and random states. Under DDP every rank
+        reads the same file; rank ``r`` takes ``rng_ranks[r]`` when the saved run had that
+        rank, else (more processes than before) rank 0's global states and fresh generators
+        seeded from ``(seed, rank, step)``."""
         ckpt = load_training_checkpoint(path)
-        model = getattr(self.model, "module", self.model)
-        model.load_state_dict(ckpt["model"])
+        self.module.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
-        set_rng_state(ckpt["rng"], self.generator, self.np_rng)
         self.step = int(ckpt["step"])
+        if not self.distributed:
+            set_rng_state(ckpt["rng"], self.generator, self.np_rng)
+            return
+        saved = ckpt.get("rng_ranks") or [ckpt["rng"]]
+        own = saved[self.rank] if self.rank < len(saved) else saved[0]
+        set_rng_state(own, self.generator, self.np_rng, self.device)
+        if self.rank >= len(saved):
+            key = [self.seed, self.rank, self.step]
+            self.generator.manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
+            self.np_rng.bit_generator.state = np.random.default_rng(key).bit_generator.state
 
     # -- loop ---------------------------------------------------------------------------------
 
@@ -513,14 +596,19 @@ class Trainer:
         return torch.utils.data.default_collate(items)
 
     def run_validation(self, final: bool = False) -> dict[str, float]:
+        """``validate`` on the plain model (eval mode, no grad); under DDP on rank 0 only, the
+        others wait for it at a barrier (and return ``{}``)."""
         if self.validate is None:
+            return {}
+        if self.distributed and not self.is_main:
+            dist_util.barrier(self.device)
             return {}
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.no_grad():
                 ctx = self._context(final)
-                metrics = {k: float(v) for k, v in self.validate(self.model, ctx).items()}
+                metrics = {k: float(v) for k, v in self.validate(self.module, ctx).items()}
         finally:
             self.model.train(was_training)
         if self.is_main:
@@ -528,6 +616,8 @@ class Trainer:
                 if self.writer is not None:
                     self.writer.add_scalar(f"val/{k}", v, self.step)
             self._log_json({"step": self.step, "split": "val", **metrics})
+        if self.distributed:
+            dist_util.barrier(self.device)
         return metrics
 
     def _log_json(self, record: Mapping[str, Any]) -> None:
@@ -551,6 +641,8 @@ class Trainer:
                 f"{self.run_dir} already holds a run ({LAST_CHECKPOINT}); pass --resume to "
                 "continue it, or choose another --output"
             )
+        if self.distributed:  # every rank has read the run directory before rank 0 writes
+            dist_util.barrier(self.device)
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.conf.num_threads > 0:
@@ -558,7 +650,7 @@ class Trainer:
         if self.step >= self.conf.steps:
             return last
         batches = self._batches()  # before any thread starts (see _batches)
-        stop = _StopRequests().__enter__()
+        stop = _StopRequests(dist_util.SIGNAL_ECHO_S if self.distributed else 0.0).__enter__()
         if self.is_main and self.conf.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -579,6 +671,7 @@ class Trainer:
         window_start = started = time.perf_counter()
         limit_s = self.conf.time_limit_min * 60.0
         data_time = 0.0
+        interrupted = False
         try:
             while self.step < self.conf.steps:
                 t0 = time.perf_counter()
@@ -601,6 +694,10 @@ class Trainer:
                 bar.update(1)
                 timed_out = limit_s > 0 and time.perf_counter() - started >= limit_s
                 interrupted = stop.signum is not None
+                if self.distributed:  # all processes stop after the same step
+                    timed_out, interrupted = dist_util.any_across(
+                        [timed_out, interrupted], self.device
+                    )
                 end = self.step == self.conf.steps or timed_out or interrupted
                 if self.step % self.conf.log_every == 0 or end:
                     elapsed = time.perf_counter() - window_start
@@ -608,17 +705,26 @@ class Trainer:
                     record["images_per_s"] = count * self.conf.batch_size / max(elapsed, 1e-9)
                     record["data_fraction"] = data_time / max(elapsed, 1e-9)
                     record["lr"] = self.optimizer.param_groups[0]["lr"]
+                    if self.distributed:  # means over the processes (images_per_s: rank 0's)
+                        local = {k: v for k, v in record.items() if k not in _NOT_AVERAGED}
+                        record = {**record, **dist_util.mean_across(local)}
                     self._log_train(record, bar)
                     sums, count, data_time = {}, 0, 0.0
                     window_start = time.perf_counter()
                 for hook in self.on_step_end:
                     hook(self.step)
-                if self.is_main and (self.step % self.conf.checkpoint_every == 0 or end):
-                    self.save()
+                if self.step % self.conf.checkpoint_every == 0 or end:
+                    if self.distributed:  # every rank's random states, rank 0 writes
+                        states = dist_util.gather_all(self._rng_state())
+                        if self.is_main:
+                            self.save(rng_ranks=states)
+                    elif self.is_main:
+                        self.save()
                 overfit = self.conf.overfit_batch
                 periodic = self.conf.val_every > 0 and self.step % self.conf.val_every == 0
                 if interrupted:
-                    bar.write(f"interrupted: saved step {self.step}; continue with --resume")
+                    if self.is_main:
+                        bar.write(f"interrupted: saved step {self.step}; continue with --resume")
                     break
                 if (periodic and not overfit) or end:
                     metrics = self.run_validation(final=end)
@@ -630,11 +736,14 @@ class Trainer:
                     # validation time is not training throughput
                     window_start = time.perf_counter()
                 if timed_out:
-                    bar.write(
-                        f"time limit of {self.conf.time_limit_min:g} min reached at step "
-                        f"{self.step}; continue with --resume"
-                    )
+                    if self.is_main:
+                        bar.write(
+                            f"time limit of {self.conf.time_limit_min:g} min reached at step "
+                            f"{self.step}; continue with --resume"
+                        )
                     break
+            if self.distributed:  # no process returns before the last checkpoint is written
+                dist_util.barrier(self.device)
         finally:
             stop.__exit__()
             shutdown = getattr(batches, "_shutdown_workers", None)
@@ -644,7 +753,7 @@ class Trainer:
             if self.writer is not None:
                 self.writer.close()
                 self.writer = None
-        if stop.signum is not None:
+        if stop.signum is not None or interrupted:
             raise KeyboardInterrupt
         return last
 
@@ -731,6 +840,7 @@ RESUME_MUTABLE_KEYS = (
     "train.steps",
     "train.time_limit_min",
     "train.worker_start",
+    "train.sync_batchnorm",  # like the number of processes, a property of the launch
 )
 
 
