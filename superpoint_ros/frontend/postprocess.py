@@ -25,7 +25,10 @@ def depth_to_space(cells: torch.Tensor) -> torch.Tensor:
 def detector_scores(logits: torch.Tensor) -> torch.Tensor:
     """Keypoint probability map ``[B, H, W]`` from detector logits ``[B, 65, Hc, Wc]``: softmax
     over the 65 classes, dustbin dropped, cells unfolded to pixels."""
-    return depth_to_space(torch.softmax(logits, dim=1)[:, :-1])
+    # Softmax written out along the channel axis: ONNX Runtime's Softmax on axis 1 of NCHW
+    # costs several times these element-wise ops.
+    e = torch.exp(logits - logits.amax(dim=1, keepdim=True))
+    return depth_to_space(e[:, :-1] / e.sum(dim=1, keepdim=True))
 
 
 def nms(scores: torch.Tensor, radius: int) -> torch.Tensor:
@@ -93,7 +96,7 @@ def sample_descriptors(
     the map's outer cell centres. Written with gathers (no GridSample) so every backend runs the
     same arithmetic."""
     b, d, hc, wc = dense.shape
-    dense = F.normalize(dense, dim=1)
+    dense = dense * torch.rsqrt((dense * dense).sum(dim=1, keepdim=True).clamp(min=1e-24))
     uv = descriptor_cell_coords(keypoints, (hc, wc), sampling)
     # Bounds that depend on the input size are applied with Max/Min against tensors rather
     # than Clip, whose non-constant bounds older TensorRT parsers reject.
