@@ -138,6 +138,12 @@ def run(args: argparse.Namespace) -> int:
         if run_config.is_file():
             opts.config = run_config
     conf = resolve_config(stage, opts)
+    if opts.print_config or opts.eval_only:
+        from superpoint_training.training.distributed import env_info
+
+        outer = env_info()
+        if outer is not None and not outer.is_main:  # under torchrun: rank 0 does it once
+            return 0
     if opts.print_config:
         import yaml
 

@@ -47,6 +47,7 @@ DEFAULT_TIMEOUT_MIN = 60.0  # collectives wait this long (rank 0 validates while
 SIGNAL_ECHO_S = 2.0  # a second stop signal this soon after the first is the launcher's echo
 EXIT_INTERRUPTED = 130  # exit status of a process stopped by Ctrl-C / SIGTERM (as the CLI's)
 KILL_GRACE_S = 30.0  # after one process failed, the others get this long before SIGKILL
+MESSAGE_CHARS = 4000  # reports travel through a pipe read after the processes end: keep small
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
 
@@ -243,9 +244,11 @@ def launch(
 ) -> Any:
     """Run ``fn(*args)`` in ``nproc`` new processes that form one process group on this
     machine; returns rank 0's result. ``fn`` and ``args`` must be picklable (``fn`` a
-    module-level function). Each process gets ``RANK = LOCAL_RANK = r``, ``WORLD_SIZE =
-    nproc``, a free ``MASTER_PORT`` on 127.0.0.1, the process group (``process_group``) and,
-    when ``OMP_NUM_THREADS`` is not set, ``cpu_count // nproc`` torch threads.
+    module-level function), the result small (a path, a few numbers: it goes through a pipe
+    that is read once the processes ended). Each process gets ``RANK = LOCAL_RANK = r``,
+    ``WORLD_SIZE = nproc``, a free ``MASTER_PORT`` on 127.0.0.1, the process group
+    (``process_group``) and, when ``OMP_NUM_THREADS`` is not set, ``cpu_count // nproc`` torch
+    threads.
 
     Signals: Ctrl-C reaches every process from the terminal; SIGINT/SIGTERM sent to this
     (parent) process are forwarded to them; each stops after its step in progress (the
@@ -404,14 +407,14 @@ def _worker(rank, world_size, port, device, timeout_min, threads, fn, args, queu
             result = fn(*args)
         queue.put((rank, "ok", result if rank == 0 else None))
     except SuperPointError as exc:
-        queue.put((rank, "error", str(exc)))
+        queue.put((rank, "error", str(exc)[:MESSAGE_CHARS]))
         code = 1
     except KeyboardInterrupt:
         queue.put((rank, "interrupted", None))
         code = EXIT_INTERRUPTED
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, traceback printed
         traceback.print_exc()
-        queue.put((rank, "crash", f"{type(exc).__name__}: {exc}"))
+        queue.put((rank, "crash", f"{type(exc).__name__}: {exc}"[:MESSAGE_CHARS]))
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()

@@ -77,7 +77,7 @@ class TrainerConfig:
     """The training loop's knobs (``train.*`` in a stage's YAML)."""
 
     steps: int = 200_000  # optimizer steps of the whole run (resuming continues to this count)
-    batch_size: int = 32  # images per step (the global batch; DDP would split it)
+    batch_size: int = 32  # images per step (the global batch: DDP processes split it)
     optimizer: str = "adam"  # adam | adamw
     lr: float = 1e-3  # peak learning rate
     adam_betas: tuple[float, float] = (0.9, 0.999)  # Adam's beta1, beta2
