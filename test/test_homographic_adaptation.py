@@ -18,6 +18,7 @@ from superpoint_training.labels.homographic_adaptation import (
     adapt_and_select,
     homographic_adaptation,
     homographic_adaptation_reference,
+    resolve_warp_batch,
     sample_adaptation_homographies,
     select_points,
     valid_masks,
@@ -148,6 +149,12 @@ def test_batches_of_images_are_independent():
     labels = adapt_and_select(HarrisNet(), images, torch.from_numpy(Hs), cfg)
     assert len(labels[0][0]) >= 4 and len(labels[1][0]) == 0
     assert labels[1][0].shape == (0, 2) and labels[1][1].shape == (0,)
+
+
+def test_auto_warp_batch():
+    assert resolve_warp_batch(0, 100, "cuda") == 100  # all warps of an image at once
+    assert resolve_warp_batch(0, 100, "cpu") == 4
+    assert resolve_warp_batch(7, 100, "cuda") == 7
 
 
 def test_config_rejects_bad_values():

@@ -78,13 +78,16 @@ class AdaptationConfig:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
 
 
-def resolve_warp_batch(warp_batch: int, num_homographies: int) -> int:
-    """``warp_batch`` 0 (auto): all warps of an image in one forward. On a GPU that is what
-    makes the path fast. On a CPU it depends on the load (``docs/training_superpoint.md``): on
-    this project's idle 2-core CPU batches of 1 ran ~2x faster than batches of 100 (memory
-    traffic), on the same CPU shared with other jobs batches of 100 ran ~4x faster (fewer
-    thread synchronisations); set ``warp_batch`` to choose."""
-    return warp_batch if warp_batch > 0 else max(1, num_homographies)
+def resolve_warp_batch(warp_batch: int, num_homographies: int, device) -> int:
+    """``warp_batch`` 0 (auto): all warps of an image in one forward on a GPU, where batching
+    is what makes the path fast; 4 on a CPU. On this project's 2-core CPU
+    (``benchmarks/bench_homographic_adaptation.py``, docs/training_superpoint.md) batches of 4
+    ran as fast as one warp at a time when the machine was otherwise idle, while batches of 100
+    were 2.5x slower there (memory traffic); with the CPU shared by other jobs, batches of 4
+    and 100 were both ~1.5x faster than one at a time (fewer thread synchronisations)."""
+    if warp_batch > 0:
+        return warp_batch
+    return max(1, num_homographies) if torch.device(device).type == "cuda" else 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,7 +288,7 @@ def adapt_and_select(
     config: AdaptationConfig,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``homographic_adaptation`` then ``select_points`` with ``config``'s settings."""
-    warp_batch = resolve_warp_batch(config.warp_batch, homographies.shape[1])
+    warp_batch = resolve_warp_batch(config.warp_batch, homographies.shape[1], images.device)
     prob = homographic_adaptation(
         model, images, homographies, config.valid_border_margin, warp_batch
     )["prob"]
