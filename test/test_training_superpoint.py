@@ -84,6 +84,12 @@ def test_export_summary_resume_and_preview(data, capsys):
     again = LabelStore(data / "labels.h5")
     assert again.names == store.names
     assert all(np.array_equal(a, again.points(i)[0]) for i, a in enumerate(before))
+    again.close()
+    # --preview alone draws an existing store
+    png = data / "preview_only.png"
+    args = ["export-labels", "--images", str(data / "images"), "-o", str(data / "labels.h5")]
+    assert main([*args, "--preview", str(png), "preview_images=2"]) == 0
+    assert cv2.imread(str(png)).shape[1] == 2 * 48 + 4  # two 48-px tiles and a 4-px gap
 
 
 def test_export_refuses_other_settings_on_the_same_store(data, capsys):
