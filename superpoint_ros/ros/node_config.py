@@ -50,7 +50,7 @@ class ParamSpec:
         return ""
 
 
-# The single table of parameters, in the order of config/superpoint.yaml and docs/robot.md.
+# The single table of parameters, in the order of config/superpoint.yaml and the README.
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "weights",
