@@ -49,6 +49,7 @@ from ..evaluation.detection import (
     save_report,
 )
 from ..losses import get_loss
+from .distributed import current as dist_current
 from .trainer import (
     LAST_CHECKPOINT,
     STAGES,
@@ -175,18 +176,19 @@ def train_magicpoint(
         saved = load_training_checkpoint(run_dir / LAST_CHECKPOINT)
         check_resume_config(saved["config"], resolved)
     revision = git_revision(REPO)
-    save_run_config(
-        run_dir,
-        conf,
-        {
-            "stage": STAGE,
-            "seed": conf.seed,
-            "git_revision": revision,
-            "started": datetime.datetime.now().isoformat(timespec="seconds"),
-            "resumed": resume,
-            "torch": torch.__version__,
-        },
-    )
+    if dist_current().is_main:  # one writer under torch.distributed
+        save_run_config(
+            run_dir,
+            conf,
+            {
+                "stage": STAGE,
+                "seed": conf.seed,
+                "git_revision": revision,
+                "started": datetime.datetime.now().isoformat(timespec="seconds"),
+                "resumed": resume,
+                "torch": torch.__version__,
+            },
+        )
     model = build_magicpoint(conf)
     loss_fn = get_loss(conf.loss.name, tie_break=conf.loss.tie_break)
 

@@ -56,6 +56,7 @@ from ..config import git_revision, save_run_config, to_dict
 from ..data.pairs import PairDataset, PairsConfig, split_names
 from ..data.synthetic_shapes import collate, worker_init
 from ..losses import get_loss
+from .distributed import current as dist_current
 from .trainer import (
     LAST_CHECKPOINT,
     STAGES,
@@ -412,22 +413,23 @@ def train_superpoint(
     model, init_info = build_superpoint(conf)
     step_fn = make_step_fn(conf)
     revision = git_revision(REPO)
-    save_run_config(
-        run_dir,
-        conf,
-        {
-            "stage": STAGE,
-            "seed": conf.seed,
-            "git_revision": revision,
-            "started": datetime.datetime.now().isoformat(timespec="seconds"),
-            "resumed": resume,
-            "torch": torch.__version__,
-            "train_images": len(dataset.names),
-            "val_images": len(val_names),
-            "lambda_descriptor": conf.loss.weight(),
-            **init_info,
-        },
-    )
+    if dist_current().is_main:  # one writer under torch.distributed
+        save_run_config(
+            run_dir,
+            conf,
+            {
+                "stage": STAGE,
+                "seed": conf.seed,
+                "git_revision": revision,
+                "started": datetime.datetime.now().isoformat(timespec="seconds"),
+                "resumed": resume,
+                "torch": torch.__version__,
+                "train_images": len(dataset.names),
+                "val_images": len(val_names),
+                "lambda_descriptor": conf.loss.weight(),
+                **init_info,
+            },
+        )
     trainer = Trainer(
         model=model,
         dataset=dataset,
