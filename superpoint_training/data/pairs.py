@@ -22,7 +22,6 @@ hash of their names) for validation. ``render_pairs`` draws a few items to a PNG
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,21 +39,14 @@ from superpoint_training.data.augment import (
     keypoint_map,
     photometric_augmentation,
 )
-from superpoint_training.geometry.homographies import HomographyConfig
+from superpoint_training.geometry.homographies import coco_homography_config
 
 
 def _pair_homographies() -> HomographicConfig:
     # rpautrat's superpoint_coco.yaml warps: strong, with borders (masked out by valid1)
     return HomographicConfig(
         enable=True,
-        homography=HomographyConfig(
-            scaling_amplitude=0.2,
-            perspective_amplitude_x=0.2,
-            perspective_amplitude_y=0.2,
-            patch_ratio=0.85,
-            max_angle=math.pi / 2,
-            allow_artifacts=True,
-        ),
+        homography=coco_homography_config(),
         valid_border_margin=3,
     )
 

@@ -82,6 +82,19 @@ class HomographyConfig:
         return asdict(self)
 
 
+def coco_homography_config() -> HomographyConfig:
+    """The stronger warps rpautrat/SuperPoint uses on real images (COCO label export and
+    SuperPoint pairs): borders allowed, since validity masks take care of them."""
+    return HomographyConfig(
+        scaling_amplitude=0.2,
+        perspective_amplitude_x=0.2,
+        perspective_amplitude_y=0.2,
+        patch_ratio=0.85,
+        max_angle=math.pi / 2,
+        allow_artifacts=True,
+    )
+
+
 def truncated_normal(
     rng: np.random.Generator, std: float, size: int | tuple[int, ...], bound: float = 2.0
 ) -> np.ndarray:

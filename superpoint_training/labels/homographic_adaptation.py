@@ -28,7 +28,6 @@ unwarp_i(mask_i)(p)``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -38,20 +37,11 @@ import torch
 import torch.nn.functional as F
 
 from superpoint_ros.frontend.postprocess import detector_scores, nms, remove_border
-from superpoint_training.geometry.homographies import HomographyConfig, sample_homographies
-
-
-def _adaptation_homographies() -> HomographyConfig:
-    # rpautrat/SuperPoint's COCO export settings (magic-point_coco_export.yaml): stronger than
-    # the sampler's defaults, borders allowed (the validity masks take care of them).
-    return HomographyConfig(
-        scaling_amplitude=0.2,
-        perspective_amplitude_x=0.2,
-        perspective_amplitude_y=0.2,
-        patch_ratio=0.85,
-        max_angle=math.pi / 2,
-        allow_artifacts=True,
-    )
+from superpoint_training.geometry.homographies import (
+    HomographyConfig,
+    coco_homography_config,
+    sample_homographies,
+)
 
 
 @dataclass
@@ -60,7 +50,7 @@ class AdaptationConfig:
     export."""
 
     num_homographies: int = 100  # warps per image, the first the identity (1: detector only)
-    homography: HomographyConfig = field(default_factory=_adaptation_homographies)  # sampler
+    homography: HomographyConfig = field(default_factory=coco_homography_config)  # sampler
     valid_border_margin: int = 3  # erode each warp's valid region by this many pixels
     nms_radius: int = 4  # non-maximum suppression of the averaged map, pixels (0: none)
     detection_threshold: float = 0.015  # keep averaged probabilities above this
