@@ -757,6 +757,9 @@ def _trained_weights() -> Path:
     )
 
 
+HOMOGRAPHY_TOPIC = "/test/image_homography"
+
+
 def _homography_pair():
     """Two 240x320 views of the cameraman related by a known rotation + translation.
 
@@ -799,7 +802,9 @@ def test_matches_are_correct_under_a_known_homography(client, tmp_path):
     node = NodeProcess(
         tmp_path / "trained.log",
         *ros_args(
-            image="/test/image",
+            # Its own input topic: the module's random-weights node listens on /test/image
+            # and publishes on the same output topics.
+            image=HOMOGRAPHY_TOPIC,
             weights=weights,
             backend="onnxruntime",
             # Lowe's ratio test, as a SLAM front-end would configure it: the packaged demo
@@ -808,17 +813,25 @@ def test_matches_are_correct_under_a_known_homography(client, tmp_path):
             **baked.graph_key(),
         ),
     )
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    publisher = client.node.create_publisher(Image, HOMOGRAPHY_TOPIC, qos)
     try:
-        _wait_for_node(client, node)
+        _wait_for_node(client, node, HOMOGRAPHY_TOPIC)
         frame0, frame1, h_0to1 = _homography_pair()
-        first = numpy_to_image(frame0, "mono8", client.header(frame_id="homography"))
-        client.request(first)
-        second = numpy_to_image(frame1, "mono8", client.header(frame_id="homography"))
-        client.request(second)
-        assert _key(second) in client.matches
-        m = matches_from_msg(client.matches[_key(second)])
+        for frame in (frame0, frame1):
+            msg = numpy_to_image(frame, "mono8", client.header(frame_id="homography"))
+            publisher.publish(msg)
+            key = _key(msg)
+            assert client.spin_until(lambda k=key: k in client.matches, TIMEOUT), (
+                f"no matches for {key}:\n{node.log()}"
+            )
+        m = matches_from_msg(client.matches[key])
     finally:
         node.interrupt()
+        client.node.destroy_publisher(publisher)
     assert len(m["matches"]) >= 20, f"only {len(m['matches'])} matches"
     error = np.linalg.norm(warp_points(m["kpts0"], h_0to1) - m["kpts1"], axis=1)
     correct = float((error <= 3.0).mean())
