@@ -18,7 +18,6 @@ Paper defaults (``config/train/magicpoint.yaml``): Adam, lr 1e-3, batch 32, 120x
 
 from __future__ import annotations
 
-import datetime
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,7 +30,6 @@ from superpoint_ros.errors import ConfigError
 from superpoint_ros.model.superpoint import CELL, ModelConfig, SuperPointNet
 from superpoint_ros.model.weights import build_model, load_weights
 
-from ..config import git_revision, save_run_config, to_dict
 from ..data.augment import AugmentConfig
 from ..data.synthetic_shapes import (
     SyntheticShapesConfig,
@@ -49,16 +47,14 @@ from ..evaluation.detection import (
     save_report,
 )
 from ..losses import get_loss
-from .distributed import current as dist_current
 from .trainer import (
-    LAST_CHECKPOINT,
     STAGES,
     Stage,
     StepContext,
     Trainer,
     TrainerConfig,
-    check_resume_config,
-    load_training_checkpoint,
+    begin_run,
+    record_run,
     resolve_device,
 )
 
@@ -170,25 +166,8 @@ def train_magicpoint(
     ``checkpoint_last.pt``. A run that already reached ``train.steps`` is left as it is.
     ``on_step_end``: callables given the step count after each step (tests, time limits)."""
     check_config(conf)
-    run_dir = Path(output_dir)
-    resolved = to_dict(conf)
-    if resume:
-        saved = load_training_checkpoint(run_dir / LAST_CHECKPOINT)
-        check_resume_config(saved["config"], resolved)
-    revision = git_revision(REPO)
-    if dist_current().is_main:  # one writer under torch.distributed
-        save_run_config(
-            run_dir,
-            conf,
-            {
-                "stage": STAGE,
-                "seed": conf.seed,
-                "git_revision": revision,
-                "started": datetime.datetime.now().isoformat(timespec="seconds"),
-                "resumed": resume,
-                "torch": torch.__version__,
-            },
-        )
+    run_dir, resolved, revision = begin_run(conf, output_dir, resume)
+    record_run(run_dir, conf, STAGE, revision, resume)
     model = build_magicpoint(conf)
     loss_fn = get_loss(conf.loss.name, tie_break=conf.loss.tie_break)
 

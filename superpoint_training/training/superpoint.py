@@ -34,7 +34,6 @@ extract`` and every backend read the trained model as it was trained.
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import math
@@ -52,20 +51,18 @@ from superpoint_ros.frontend.conventions import DEFAULT_CONVENTIONS
 from superpoint_ros.model.superpoint import CELL, ModelConfig, SuperPointNet
 from superpoint_ros.model.weights import build_model, load_weights
 
-from ..config import git_revision, save_run_config, to_dict
+from ..config import to_dict
 from ..data.pairs import PairDataset, PairsConfig, split_names
 from ..data.synthetic_shapes import collate, worker_init
 from ..losses import get_loss
-from .distributed import current as dist_current
 from .trainer import (
-    LAST_CHECKPOINT,
     STAGES,
     Stage,
     StepContext,
     Trainer,
     TrainerConfig,
-    check_resume_config,
-    load_training_checkpoint,
+    begin_run,
+    record_run,
     resolve_device,
 )
 
@@ -404,32 +401,21 @@ def train_superpoint(
     """Train (or, with ``resume``, continue) SuperPoint into ``output_dir``; returns
     ``checkpoint_last.pt``. A run that already reached ``train.steps`` is left as it is."""
     check_config(conf)
-    run_dir = Path(output_dir)
-    resolved = to_dict(conf)
-    if resume:
-        saved = load_training_checkpoint(run_dir / LAST_CHECKPOINT)
-        check_resume_config(saved["config"], resolved)
+    run_dir, resolved, revision = begin_run(conf, output_dir, resume)
     dataset, val_names = _datasets(conf)
     model, init_info = build_superpoint(conf)
     step_fn = make_step_fn(conf)
-    revision = git_revision(REPO)
-    if dist_current().is_main:  # one writer under torch.distributed
-        save_run_config(
-            run_dir,
-            conf,
-            {
-                "stage": STAGE,
-                "seed": conf.seed,
-                "git_revision": revision,
-                "started": datetime.datetime.now().isoformat(timespec="seconds"),
-                "resumed": resume,
-                "torch": torch.__version__,
-                "train_images": len(dataset.names),
-                "val_images": len(val_names),
-                "lambda_descriptor": conf.loss.weight(),
-                **init_info,
-            },
-        )
+    record_run(
+        run_dir,
+        conf,
+        STAGE,
+        revision,
+        resume,
+        train_images=len(dataset.names),
+        val_images=len(val_names),
+        lambda_descriptor=conf.loss.weight(),
+        **init_info,
+    )
     trainer = Trainer(
         model=model,
         dataset=dataset,

@@ -61,6 +61,7 @@ from superpoint_ros.errors import ConfigError
 from superpoint_ros.model.weights import checkpoint_dict, save_checkpoint
 from superpoint_ros.registry import Registry
 
+from ..config import git_revision, save_run_config, to_dict
 from . import distributed as dist_util
 
 LAST_CHECKPOINT = "checkpoint_last.pt"
@@ -861,3 +862,37 @@ def check_resume_config(saved: Mapping[str, Any], current: Mapping[str, Any]) ->
             "cannot resume with a different config (" + details + "); the run's own config is "
             "<run>/config.yaml: resume with --config <run>/config.yaml, or start a new --output"
         )
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def begin_run(conf: Any, output_dir: str | os.PathLike, resume: bool) -> tuple[Path, dict, str]:
+    """A stage's start: its run directory, resolved config and git revision. On ``resume``,
+    refuses a config that would change the computation of the saved run."""
+    run_dir = Path(output_dir)
+    resolved = to_dict(conf)
+    if resume:
+        saved = load_training_checkpoint(run_dir / LAST_CHECKPOINT)
+        check_resume_config(saved["config"], resolved)
+    return run_dir, resolved, git_revision(REPO)
+
+
+def record_run(
+    run_dir: Path, conf: Any, stage: str, revision: str, resume: bool, **extra: Any
+) -> None:
+    """Write ``run_dir/config.yaml`` (resolved config + run facts + ``extra``); one writer
+    under torch.distributed."""
+    if not dist_util.current().is_main:
+        return
+    import datetime
+
+    info = {
+        "stage": stage,
+        "seed": conf.seed,
+        "git_revision": revision,
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "resumed": resume,
+        "torch": torch.__version__,
+    }
+    save_run_config(run_dir, conf, {**info, **extra})
