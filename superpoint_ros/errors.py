@@ -18,6 +18,11 @@ class InputError(SuperPointError, ValueError):
     """An image or file that cannot be processed (empty, wrong dtype, unreadable...)."""
 
 
+class ImageReadError(InputError):
+    """An encoded image (file or compressed bytes) that is refused: unknown format, damaged,
+    truncated or larger than the pixel limit (message says which)."""
+
+
 class ImageConversionError(InputError):
     """An image message that cannot be converted (encoding, size, step or data length)."""
 

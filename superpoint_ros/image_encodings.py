@@ -23,6 +23,7 @@ __all__ = [
     "check_image_header",
     "check_pixel_limit",
     "convert_8bit",
+    "mono16_to_8",
     "raw_image_view",
 ]
 
@@ -31,6 +32,7 @@ ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "mono8": (np.dtype(np.uint8), 1),
     "8UC1": (np.dtype(np.uint8), 1),
     "mono16": (np.dtype(np.uint16), 1),
+    "16UC1": (np.dtype(np.uint16), 1),  # OpenCV's name for the same layout (IR, depth cameras)
     "bgr8": (np.dtype(np.uint8), 3),
     "8UC3": (np.dtype(np.uint8), 3),
     "rgb8": (np.dtype(np.uint8), 3),
@@ -99,8 +101,26 @@ def raw_image_view(msg: Any, dtype: np.dtype, channels: int) -> np.ndarray:
     return np.ndarray(shape=shape, dtype=dtype, buffer=msg.data, strides=strides)
 
 
-# The 8-bit encodings whose layout is another's: OpenCV's type names for gray and BGR.
-_SAME_LAYOUT = {"8UC1": "mono8", "8UC3": "bgr8"}
+# The encodings whose layout is another's: OpenCV's type names for gray and BGR.
+_SAME_LAYOUT = {"8UC1": "mono8", "8UC3": "bgr8", "16UC1": "mono16"}
+SIXTEEN_BIT = ("mono16", "16UC1")
+
+
+def mono16_to_8(values: np.ndarray, mono16_shift: int | None) -> np.ndarray:
+    """uint16 ``[H, W]`` or ``[H, W, C]`` (any byte order, any strides) -> new uint8 array:
+    ``min(v >> mono16_shift, 255)``; ``None`` stretches the frame's min..max onto 0..255 (a
+    constant frame gives 0). One scale for all channels, so colours keep their balance."""
+    if mono16_shift is None:
+        lo, hi = int(values.min()), int(values.max())
+        if hi == lo:
+            return np.zeros(values.shape, np.uint8)
+        scaled = (values.astype(np.float32) - lo) * np.float32(255.0 / (hi - lo))
+        return (scaled + np.float32(0.5)).astype(np.uint8)  # round half up; stays in 0..255
+    shifted = values >> mono16_shift  # native uint16 result
+    if mono16_shift < 8:
+        np.minimum(shifted, 255, out=shifted)
+    return shifted.astype(np.uint8)
+
 
 # (source layout, target) -> the one cv2.cvtColor code; gray is BT.601 as OpenCV computes it,
 # which is what the front-end's own BGR -> gray gives, and alpha is dropped.

@@ -18,10 +18,12 @@ encoding    bytes per pixel  conversion
 ``mono16``  2                ``min(v >> mono16_shift, 255)`` (default shift 8, i.e. the high
                              byte: full 16-bit range maps onto 0..255); ``mono16_shift=None``
                              stretches each frame's min..max onto 0..255 instead
+``16UC1``   2                same as ``mono16`` (OpenCV's name for it: infrared cameras,
+                             depth published as intensity)
 =========== ================ ===========================================================
 
 ``step`` row padding is honoured with strided views (``np.ndarray(buffer=..., strides=...)``);
-``is_bigendian`` is honoured for ``mono16``. The returned array may share memory with
+``is_bigendian`` is honoured for ``mono16``/``16UC1``. The returned array may share memory with
 ``msg.data`` (like ``cv_bridge``'s ``passthrough``): copy it before changing the message.
 
 Feature and match messages (``sensor_msgs/PointCloud2``, height 1, width N, little-endian,
@@ -47,19 +49,25 @@ from __future__ import annotations
 import array
 from typing import Any
 
-import cv2
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from superpoint_ros.errors import ConfigError, ImageConversionError, PointCloudSchemaError
+from superpoint_ros.errors import (
+    ConfigError,
+    ImageConversionError,
+    ImageReadError,
+    PointCloudSchemaError,
+)
 from superpoint_ros.image_encodings import (
     ENCODINGS,
+    SIXTEEN_BIT,
     check_image_header,
-    check_pixel_limit,
     convert_8bit,
+    mono16_to_8,
     raw_image_view,
 )
+from superpoint_ros.image_io import decode_image, to_frontend
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -140,18 +148,7 @@ def _cv_bridge_view(msg: Image) -> np.ndarray:
         raise ImageConversionError(f"cv_bridge could not convert the image: {exc}") from exc
 
 
-def _mono16_to_8(values: np.ndarray, mono16_shift: int | None) -> np.ndarray:
-    """uint16 ``[H, W]`` or ``[H, W, C]`` (any byte order, any strides) -> new uint8 array."""
-    if mono16_shift is None:
-        lo, hi = int(values.min()), int(values.max())
-        if hi == lo:
-            return np.zeros(values.shape, np.uint8)
-        scaled = (values.astype(np.float32) - lo) * np.float32(255.0 / (hi - lo))
-        return (scaled + np.float32(0.5)).astype(np.uint8)  # round half up; stays in 0..255
-    shifted = values >> mono16_shift  # native uint16 result
-    if mono16_shift < 8:
-        np.minimum(shifted, 255, out=shifted)
-    return shifted.astype(np.uint8)
+_mono16_to_8 = mono16_to_8  # the one home is superpoint_ros.image_encodings
 
 
 def _check_mono16_shift(mono16_shift: int | None) -> None:
@@ -172,7 +169,7 @@ def image_to_numpy(
 ) -> np.ndarray:
     """Convert a ``sensor_msgs/Image`` to what the front-end takes.
 
-    Returns ``uint8`` gray ``[H, W]`` for ``mono8``/``8UC1``/``mono16`` and ``uint8`` BGR
+    Returns ``uint8`` gray ``[H, W]`` for ``mono8``/``8UC1``/``mono16``/``16UC1`` and ``uint8`` BGR
     ``[H, W, 3]`` for ``bgr8``/``8UC3``/``rgb8``/``rgba8``/``bgra8`` (alpha dropped). For
     ``mono8``, ``8UC1``, ``bgr8`` and ``8UC3`` the result is a view of ``msg.data`` (strided
     when rows are padded), otherwise one new array.
@@ -203,8 +200,8 @@ def image_to_numpy(
             raise ImageConversionError(f"cv_bridge gave shape {raw.shape}, expected {expected}")
     else:
         raw = raw_image_view(msg, dtype, channels)
-    if msg.encoding == "mono16":
-        return _mono16_to_8(raw, mono16_shift)
+    if msg.encoding in SIXTEEN_BIT:
+        return mono16_to_8(raw, mono16_shift)
     # gray stays gray, colour becomes BGR; mono8/8UC1/bgr8/8UC3 come back as the view itself
     return convert_8bit(raw, msg.encoding, "mono8" if channels == 1 else "bgr8")
 
@@ -269,40 +266,27 @@ def compressed_to_numpy(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     mono16_shift: int | None = 8,
 ) -> np.ndarray:
-    """Decode a ``sensor_msgs/CompressedImage`` (JPEG, PNG... whatever ``cv2.imdecode`` reads).
+    """Decode a ``sensor_msgs/CompressedImage`` (JPEG, PNG... see
+    :mod:`superpoint_ros.image_io`, the project's one image reader).
 
     Returns uint8 gray ``[H, W]`` or BGR ``[H, W, 3]`` like :func:`image_to_numpy`: the
     decoded file's own channels are kept (a gray JPEG stays gray), alpha is dropped, 16-bit PNGs
-    are scaled with ``mono16_shift`` as ``mono16``. ``max_pixels`` is checked after decoding
-    (OpenCV's ``OPENCV_IO_MAX_IMAGE_PIXELS`` bounds the decoder itself). ``format`` is not
-    needed; ``compressedDepth`` messages (a private header before the PNG) are rejected.
+    are scaled with ``mono16_shift`` as ``mono16``. ``max_pixels`` is checked on the header,
+    before decoding; a truncated or corrupt JPEG (what libjpeg would only warn about on stderr)
+    is refused. ``format`` is not needed; ``compressedDepth`` messages (a private header before
+    the PNG) are rejected. Every refusal is an :class:`ImageConversionError`.
     """
     _check_mono16_shift(mono16_shift)
     if len(msg.data) == 0:
         raise ImageConversionError(f"empty compressed image (format {msg.format!r})")
-    buf = np.frombuffer(msg.data, np.uint8)
     try:
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    except cv2.error as exc:
+        img = decode_image(memoryview(msg.data).cast("B"), max_pixels=max_pixels)
+    except ImageReadError as exc:
         raise ImageConversionError(
-            f"could not decode compressed image (format {msg.format!r}): {exc}"
-        ) from exc
-    if img is None or img.size == 0:
-        raise ImageConversionError(
-            f"could not decode compressed image (format {msg.format!r}, {len(msg.data)} bytes)"
-        )
-    check_pixel_limit(img.shape[0], img.shape[1], max_pixels)
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    if img.dtype not in (np.uint8, np.uint16):
-        raise ImageConversionError(f"decoded image has unsupported pixel type {img.dtype}")
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    if img.ndim == 3 and img.shape[2] != 3:
-        raise ImageConversionError(f"decoded image has unsupported shape {img.shape}")
-    if img.dtype == np.uint16:  # one scale for all channels, so colours keep their balance
-        img = _mono16_to_8(img, mono16_shift)
-    return img
+            f"could not decode compressed image (format {msg.format!r}, {len(msg.data)} bytes): "
+            f"{exc}"
+        ) from None
+    return to_frontend(img, mono16_shift)
 
 
 # --------------------------------------------------------------------------------------------
