@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .errors import ConfigError
 from .frontend.config import FrontendConfig
 from .frontend.metadata import META_PREFIX, build_metadata
 from .model.weights import Weights, build_model
@@ -60,7 +61,12 @@ def export_onnx(
     from .frontend.postprocess import SuperPointFrontendModule
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise ConfigError(f"cannot write {path}: it is a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"cannot write {path}: a parent of it is a file, not a folder") from None
     net = build_model(weights)
     has_desc = net.descriptor is not None
     if bare_network:
@@ -75,28 +81,31 @@ def export_onnx(
     dynamic["image"] = {2: "height", 3: "width"}
     sample = torch.zeros(1, 1, *sample_size)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            (sample,),
-            str(tmp),
-            input_names=["image"],
-            output_names=outputs,
-            dynamic_axes=dynamic,
-            opset_version=opset,
-            dynamo=False,
-            do_constant_folding=True,
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                (sample,),
+                str(tmp),
+                input_names=["image"],
+                output_names=outputs,
+                dynamic_axes=dynamic,
+                opset_version=opset,
+                dynamo=False,
+                do_constant_folding=True,
+            )
+        model = onnx.load(str(tmp))
+        meta = build_metadata(
+            weights.model_config.to_dict(), weights.conventions, config.to_dict(),
+            weights.layout, bare_network,
         )
-    model = onnx.load(str(tmp))
-    meta = build_metadata(
-        weights.model_config.to_dict(), weights.conventions, config.to_dict(),
-        weights.layout, bare_network,
-    )
-    for key, value in meta.items():
-        entry = model.metadata_props.add()
-        entry.key = META_PREFIX + key
-        entry.value = value
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
+        for key, value in meta.items():
+            entry = model.metadata_props.add()
+            entry.key = META_PREFIX + key
+            entry.value = value
+        onnx.save(model, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # every failure (and Ctrl-C) leaves nothing behind
     return path

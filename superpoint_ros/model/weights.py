@@ -15,6 +15,7 @@ Files are always read with ``torch.load(..., weights_only=True)``: a weight file
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,14 +163,37 @@ def load_weights(path: str | os.PathLike) -> Weights:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated files, code that asks to run
-        raise WeightsError(f"cannot read weights {path}: {exc}".splitlines()[0]) from exc
+        raise WeightsError(_load_failure(path, exc)) from exc
     return convert(obj)
+
+
+def _load_failure(path: Path, exc: Exception) -> str:
+    """One line for a file ``torch.load(weights_only=True)`` refused. torch's own text advises
+    ``weights_only=False``, which would let the file run code: never pass that on."""
+    text = str(exc)
+    if "weights_only" in text or "Weights only load failed" in text:
+        named = re.search(r"GLOBAL ([\w.]+)", text)
+        return (
+            f"cannot read weights {path}: it holds Python objects besides tensors"
+            + (f" ({named.group(1)})" if named else "")
+            + "; such a file could run code when loaded, so it is refused (do not load it with "
+            "weights_only=False unless you trust where it came from); save plain tensors "
+            "instead: torch.save(model.state_dict(), path)"
+        )
+    return f"cannot read weights {path}: {' '.join(text.split())[:300]}"
 
 
 def build_model(weights: Weights, strict: bool = True) -> SuperPointNet:
     """A ``SuperPointNet`` in eval mode holding ``weights``."""
     model = SuperPointNet(weights.model_config)
-    missing, unexpected = model.load_state_dict(weights.state_dict, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(weights.state_dict, strict=False)
+    except RuntimeError as exc:  # a tensor of the wrong shape (a layout's keys, another size)
+        mismatches = [" ".join(line.split()) for line in str(exc).splitlines() if "size" in line]
+        raise WeightsError(
+            f"weights do not fit the {weights.model_config.backbone} model: "
+            + "; ".join(mismatches[:3] or [" ".join(str(exc).split())[:300]])
+        ) from None
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     unexpected = [k for k in unexpected if not k.endswith("num_batches_tracked")]
     if strict and (missing or unexpected):
