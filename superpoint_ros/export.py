@@ -20,6 +20,7 @@ from torch import nn
 
 from .errors import ConfigError
 from .frontend.config import FrontendConfig
+from .frontend.conventions import resolve_conventions
 from .frontend.metadata import META_PREFIX, build_metadata
 from .model.weights import Weights, build_model
 
@@ -67,6 +68,11 @@ def export_onnx(
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise ConfigError(f"cannot write {path}: a parent of it is a file, not a folder") from None
+    # The graph carries one sampling rule: the override's, else the weights'; the metadata
+    # records the rule it carries.
+    conventions = resolve_conventions(weights.conventions, config.descriptor_sampling)
+    sampling = conventions["descriptor_sampling"]
+    config = config.replace(descriptor_sampling=sampling)
     net = build_model(weights)
     has_desc = net.descriptor is not None
     if bare_network:
@@ -74,7 +80,6 @@ def export_onnx(
         outputs = ["logits", "descriptors_dense"][: 1 + has_desc]
         dynamic = {n: {2: "cells_h", 3: "cells_w"} for n in outputs}
     else:
-        sampling = weights.conventions["descriptor_sampling"]
         module = _SingleImage(SuperPointFrontendModule(net, config, sampling)).eval()
         outputs = ["keypoints", "scores", "descriptors"][: 2 + has_desc]
         dynamic = {}
@@ -97,7 +102,7 @@ def export_onnx(
             )
         model = onnx.load(str(tmp))
         meta = build_metadata(
-            weights.model_config.to_dict(), weights.conventions, config.to_dict(),
+            weights.model_config.to_dict(), conventions, config.to_dict(),
             weights.layout, bare_network,
         )
         for key, value in meta.items():

@@ -85,10 +85,10 @@ def test_descriptor_cell_coords_center_convention():
     assert np.allclose(uv.numpy(), [[0, 0], [1, 0], [-0.4375, -0.4375]])
 
 
-def test_descriptor_cell_coords_magicleap_convention():
-    # Magic Leap: pixel 3.5 is cell 0, pixel 8*Wc - 4.5 + 3.5 = 8*Wc - 1 is the last cell.
+def test_descriptor_cell_coords_superglue_convention():
+    # SuperGlue: pixel 3.5 is cell 0, pixel 8*Wc - 4.5 + 3.5 = 8*Wc - 1 is the last cell.
     pts = torch.tensor([[3.5, 3.5], [31.0, 31.0]])
-    uv = descriptor_cell_coords(pts, (4, 4), "magicleap")
+    uv = descriptor_cell_coords(pts, (4, 4), "superglue")
     assert np.allclose(uv.numpy(), [[0, 0], [3, 3]], atol=1e-6)
 
 

@@ -159,9 +159,9 @@ def rpautrat_forward(sd, x):
 
 
 LAYOUTS = {
-    "magicleap": (magicleap_state_dict, magicleap_forward, "magicleap"),
-    "eric_yyjau": (eric_state_dict, eric_forward, "magicleap"),
-    "rpautrat": (rpautrat_state_dict, rpautrat_forward, "center"),
+    "magicleap": (magicleap_state_dict, magicleap_forward, "magicleap_demo"),
+    "eric_yyjau": (eric_state_dict, eric_forward, "eric_yyjau"),
+    "rpautrat": (rpautrat_state_dict, rpautrat_forward, "rpautrat_tf"),
 }
 
 

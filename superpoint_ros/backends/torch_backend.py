@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable
 from ..frontend.config import FrontendConfig
+from ..frontend.conventions import resolve_conventions
 from .base import Backend, BackendInfo
 
 
@@ -35,12 +36,14 @@ class TorchBackend(Backend):
         self.device = torch.device(device)
         self.fp16 = fp16 and self.device.type == "cuda"
         net = build_model(weights)
-        sampling = weights.conventions["descriptor_sampling"]
+        conventions = resolve_conventions(weights.conventions, config.descriptor_sampling)
+        sampling = conventions["descriptor_sampling"]
+        config = config.replace(descriptor_sampling=sampling)
         self.module = SuperPointFrontendModule(net, config, sampling).eval().to(self.device)
         if self.fp16:
             self.module.half()
         self.info = BackendInfo(
-            config, weights.model_config.descriptor_dim, dict(weights.conventions),
+            config, weights.model_config.descriptor_dim, conventions,
             {"device": str(self.device), "fp16": self.fp16, "layout": weights.layout},
         )
 

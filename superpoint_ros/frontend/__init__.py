@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import ConfigError, SuperPointError
 from .config import FrontendConfig, parse_size
+from .conventions import sampling_rule
 from .preprocess import Prepared, finalize, prepare, to_gray
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,13 @@ def load_frontend(
     else:
         impl = _graph_backend(name, path, fp16, cache_dir, threads, engine=kind == "engine")
         baked = impl.info.config
+        if baked.descriptor_sampling is None:  # files exported before the option existed
+            rule = impl.info.conventions.get("descriptor_sampling")
+            baked = baked.replace(descriptor_sampling=rule and sampling_rule(rule).name)
+        if overrides.get("descriptor_sampling") is not None:  # a legacy name -> its rule
+            overrides["descriptor_sampling"] = sampling_rule(
+                overrides["descriptor_sampling"]
+            ).name
         changed = {k: v for k, v in overrides.items() if getattr(baked, k) != v}
         if changed:
             raise ConfigError(

@@ -7,8 +7,13 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ..errors import ConfigError
+from .conventions import sampling_rule
 
 MAX_TOPK = 3840  # TensorRT's top-k layer accepts K <= 3840
+# Non-maximum suppression modes -> re-expansion rounds after the max-pool pass
+# (``postprocess.nms``): 0 keeps strict local maxima only; each round adds back the points
+# whose only stronger neighbours were themselves suppressed, as greedy NMS keeps them.
+NMS_MODES = {"maxpool": 0, "superglue": 2, "greedy": 8}
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,9 @@ class FrontendConfig:
     border: int = 4  # drop keypoints closer than this to the image edge (pixels)
     resize: tuple[int, int] | None = None  # (h, w) to stretch to; None pads to a multiple of 8
     subpixel: bool = False  # refine positions by a soft-argmax over a 3x3 window
+    nms: str = "maxpool"  # NMS mode, a name in NMS_MODES (see the README's "NMS modes")
+    descriptor_sampling: str | None = None  # a rule of conventions.DESCRIPTOR_SAMPLINGS;
+    # None = the rule stored with the weights (a third-party layout: its origin's rule)
 
     def __post_init__(self):
         if not 1 <= self.max_keypoints <= MAX_TOPK:
@@ -33,6 +41,14 @@ class FrontendConfig:
             raise ConfigError("border must be >= 0")
         if self.resize is not None:
             object.__setattr__(self, "resize", parse_size(self.resize))
+        if self.nms not in NMS_MODES:
+            raise ConfigError(f"unknown nms mode {self.nms!r}; valid: {', '.join(NMS_MODES)}")
+        if self.descriptor_sampling is not None:
+            try:
+                rule = sampling_rule(self.descriptor_sampling)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            object.__setattr__(self, "descriptor_sampling", rule.name)
 
     def replace(self, **changes: Any) -> FrontendConfig:
         return replace(self, **changes)
@@ -58,6 +74,8 @@ class FrontendConfig:
             "detection_threshold": self.detection_threshold,
             "border": self.border,
             "subpixel": self.subpixel,
+            "nms": self.nms,
+            "descriptor_sampling": self.descriptor_sampling,
         }
 
 

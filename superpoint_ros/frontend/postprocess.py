@@ -1,5 +1,6 @@
 """Post-processing of the network's outputs, in torch, written to export to ONNX (and build in
-TensorRT 8.5 to 10): fixed output sizes, no data-dependent shapes, max-pooling NMS.
+TensorRT 8.5 to 10): fixed output sizes, no data-dependent shapes, max-pooling NMS (with a fixed
+number of re-expansion rounds for the modes that recover greedy NMS).
 
 Shapes: ``B`` batch, ``H x W`` input pixels, ``Hc = H/8``, ``Wc = W/8``, ``K`` keypoint slots,
 ``D`` descriptor size.
@@ -12,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model.superpoint import CELL, SuperPointNet
-from .config import FrontendConfig
-from .conventions import descriptor_cell_coords
+from .config import NMS_MODES, FrontendConfig
+from .conventions import descriptor_cell_coords, sampling_rule
 
 
 def depth_to_space(cells: torch.Tensor) -> torch.Tensor:
@@ -31,16 +32,38 @@ def detector_scores(logits: torch.Tensor) -> torch.Tensor:
     return depth_to_space(e[:, :-1] / e.sum(dim=1, keepdim=True))
 
 
-def nms(scores: torch.Tensor, radius: int) -> torch.Tensor:
-    """Keep only local maxima of ``scores [B, H, W]`` in a ``(2r+1)^2`` window; others -> 0."""
-    if radius <= 0:
-        return scores
+def _max_pool(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Max over the ``(2r+1)^2`` window of ``x [B, H, W]`` (outside the image counts as -inf)."""
     # A square max-pool is a row max-pool of a column max-pool: 2(2r+1) comparisons per
     # pixel instead of (2r+1)^2, the same result.
     k = 2 * radius + 1
-    pooled = F.max_pool2d(scores[:, None], (k, 1), stride=1, padding=(radius, 0))
-    pooled = F.max_pool2d(pooled, (1, k), stride=1, padding=(0, radius))[:, 0]
-    return torch.where(scores == pooled, scores, torch.zeros_like(scores))
+    pooled = F.max_pool2d(x[:, None], (k, 1), stride=1, padding=(radius, 0))
+    return F.max_pool2d(pooled, (1, k), stride=1, padding=(0, radius))[:, 0]
+
+
+def nms(scores: torch.Tensor, radius: int, rounds: int = 0) -> torch.Tensor:
+    """Non-maximum suppression of ``scores [B, H, W]`` (scores >= 0; 0 = no candidate) in a
+    ``(2r+1)^2`` window; suppressed pixels -> 0.
+
+    ``rounds = 0`` keeps strict local maxima only (a pixel equal to its window's maximum). Each
+    further round re-expands: pixels within the window of a kept point are suppressed, and a
+    remaining candidate that is the maximum of the remaining candidates in its window is kept
+    too. Every point so kept is one that greedy NMS (strongest first, each kept point
+    suppressing its window) keeps, and enough rounds give exactly greedy NMS's set (without
+    ties): a chain of points each suppressing the next needs one round per two links.
+    """
+    if radius <= 0:
+        return scores
+    zeros = torch.zeros_like(scores)
+    keep = scores == _max_pool(scores, radius)
+    if rounds > 0:
+        keep = keep & (scores > 0)  # an empty pixel that tops an empty window suppresses nothing
+    for _ in range(rounds):
+        suppressed = _max_pool(keep.to(scores.dtype), radius) > 0
+        remaining = torch.where(suppressed, zeros, scores)
+        new = (remaining == _max_pool(remaining, radius)) & (remaining > 0)
+        keep = keep | new
+    return torch.where(keep, scores, zeros)
 
 
 def remove_border(scores: torch.Tensor, border: int) -> torch.Tensor:
@@ -91,13 +114,16 @@ def refine_subpixel(scores: torch.Tensor, keypoints: torch.Tensor) -> torch.Tens
 def sample_descriptors(
     dense: torch.Tensor, keypoints: torch.Tensor, sampling: str = "center"
 ) -> torch.Tensor:
-    """Bilinearly interpolate L2-normalised descriptors at ``keypoints [B, K, 2]`` (input pixels)
-    from ``dense [B, D, Hc, Wc]``; returns ``[B, K, D]``, L2-normalised. Positions are clamped to
-    the map's outer cell centres. Written with gathers (no GridSample) so every backend runs the
-    same arithmetic."""
+    """Bilinearly interpolate descriptors at ``keypoints [B, K, 2]`` (input pixels) from the raw
+    map ``dense [B, D, Hc, Wc]`` by the rule ``sampling`` (``frontend.conventions``: where a
+    pixel falls on the map, and whether the map is L2-normalised before interpolating); returns
+    ``[B, K, D]``, L2-normalised. Positions are clamped to the map's outer cell centres. Written
+    with gathers (no GridSample) so every backend runs the same arithmetic."""
     b, d, hc, wc = dense.shape
-    dense = dense * torch.rsqrt((dense * dense).sum(dim=1, keepdim=True).clamp(min=1e-24))
-    uv = descriptor_cell_coords(keypoints, (hc, wc), sampling)
+    rule = sampling_rule(sampling)
+    if rule.normalize_first:
+        dense = dense * torch.rsqrt((dense * dense).sum(dim=1, keepdim=True).clamp(min=1e-24))
+    uv = descriptor_cell_coords(keypoints, (hc, wc), rule.name)
     # Bounds that depend on the input size are applied with Max/Min against tensors rather
     # than Clip, whose non-constant bounds older TensorRT parsers reject.
     ones = torch.ones_like(uv[..., 0])
@@ -138,14 +164,14 @@ class SuperPointFrontendModule(nn.Module):
         super().__init__()
         self.net = net
         self.config = config
-        self.sampling = sampling
+        self.sampling = sampling_rule(config.descriptor_sampling or sampling).name
 
     def select(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Detector logits -> (probability map, scores [B, K], keypoints [B, K, 2])."""
         c = self.config
         prob = detector_scores(logits)
         scores = torch.where(prob > c.detection_threshold, prob, torch.zeros_like(prob))
-        scores = remove_border(nms(scores, c.nms_radius), c.border)
+        scores = remove_border(nms(scores, c.nms_radius, NMS_MODES[c.nms]), c.border)
         values, keypoints = top_k(scores, c.max_keypoints)
         if c.subpixel:
             keypoints = refine_subpixel(prob, keypoints)

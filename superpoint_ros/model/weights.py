@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ..errors import SuperPointError
-from ..frontend.conventions import DEFAULT_CONVENTIONS, validate_conventions
+from ..frontend.conventions import DEFAULT_CONVENTIONS, LAYOUT_SAMPLING, validate_conventions
 from .superpoint import ModelConfig, SuperPointNet
 
 CHECKPOINT_FORMAT = "superpoint_ros.checkpoint.v1"
@@ -43,6 +43,12 @@ class Weights:
     model_config: ModelConfig
     conventions: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_CONVENTIONS))
     layout: str = "superpoint_ros"
+
+
+def _origin_conventions(layout: str) -> dict[str, Any]:
+    """A third-party layout's conventions: the descriptor sampling of the code that trained and
+    evaluated it (``frontend.conventions.LAYOUT_SAMPLING``)."""
+    return {"descriptor_sampling": LAYOUT_SAMPLING[layout]}
 
 
 def _stage_key(i: int, j: int) -> str:
@@ -65,7 +71,7 @@ def _from_magicleap(sd: Mapping[str, torch.Tensor]) -> Weights:
             raise WeightsError(f"unexpected key {key!r} in a Magic Leap state dict")
         out[f"{rename[module]}.{param}"] = value
     config = ModelConfig(backbone="vgg", descriptor_dim=sd["convDb.weight"].shape[0])
-    return Weights(out, config, {"descriptor_sampling": "magicleap"}, "magicleap")
+    return Weights(out, config, _origin_conventions("magicleap"), "magicleap")
 
 
 def _from_rpautrat(sd: Mapping[str, torch.Tensor]) -> Weights:
@@ -85,7 +91,7 @@ def _from_rpautrat(sd: Mapping[str, torch.Tensor]) -> Weights:
         head_bn_eps=1e-3,
         descriptor_dim=sd["descriptor.1.conv.weight"].shape[0],
     )
-    return Weights(out, config, {"descriptor_sampling": "center"}, "rpautrat")
+    return Weights(out, config, _origin_conventions("rpautrat"), "rpautrat")
 
 
 def _from_eric_yyjau(sd: Mapping[str, torch.Tensor]) -> Weights:
@@ -116,7 +122,7 @@ def _from_eric_yyjau(sd: Mapping[str, torch.Tensor]) -> Weights:
     config = ModelConfig(
         backbone="vgg_bn", head_norm="bn", descriptor_dim=sd["convDb.weight"].shape[0]
     )
-    return Weights(out, config, {"descriptor_sampling": "magicleap"}, "eric_yyjau")
+    return Weights(out, config, _origin_conventions("eric_yyjau"), "eric_yyjau")
 
 
 def detect_layout(obj: Any) -> str:

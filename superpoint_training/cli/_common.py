@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 from superpoint_ros.errors import InputError
+from superpoint_ros.frontend.config import NMS_MODES
+from superpoint_ros.frontend.conventions import DESCRIPTOR_SAMPLINGS
 
 
 def add_frontend_arguments(parser: argparse.ArgumentParser, backend: bool = True) -> None:
@@ -34,6 +36,13 @@ def add_frontend_arguments(parser: argparse.ArgumentParser, backend: bool = True
     parser.add_argument("--resize", metavar="HxW", help="stretch images to HxW (multiples of 8)")
     parser.add_argument("--subpixel", action="store_true", default=None,
                         help="refine keypoints to sub-pixel positions")
+    parser.add_argument("--nms", metavar="MODE",
+                        help=f"NMS mode: {', '.join(NMS_MODES)} (default: maxpool)")
+    parser.add_argument(
+        "--descriptor-sampling", metavar="RULE",
+        help=f"descriptor sampling rule: {', '.join(DESCRIPTOR_SAMPLINGS)} (default: the "
+        "weights' own; see README 'Descriptor sampling')",
+    )
 
 
 def frontend_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -46,6 +55,8 @@ def frontend_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "detection_threshold": args.threshold,
         "border": args.border,
         "subpixel": args.subpixel,
+        "nms": getattr(args, "nms", None),
+        "descriptor_sampling": getattr(args, "descriptor_sampling", None),
     }
     out = {k: v for k, v in table.items() if v is not None}
     if getattr(args, "resize", None):
