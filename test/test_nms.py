@@ -97,9 +97,7 @@ def test_greedy_mode_exports_to_onnx_and_matches_torch(tmp_path, random_superpoi
     rng = np.random.default_rng(1)
     image = (rng.random((60, 84)) * 255).astype(np.uint8)
     ort = load_frontend(path, backend="onnxruntime")(image)
-    ref = load_frontend(pt, backend="torch", config={"nms": "greedy", "max_keypoints": 500})(
-        image
-    )
+    ref = load_frontend(pt, backend="torch", config={"nms": "greedy", "max_keypoints": 500})(image)
     maxpool = load_frontend(pt, backend="torch", config={"max_keypoints": 500})(image)
     assert np.array_equal(ort["keypoints"], ref["keypoints"])
     assert len(ref["keypoints"]) >= len(maxpool["keypoints"])
