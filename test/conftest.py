@@ -7,13 +7,22 @@ stands in for trained weights in the node, bench and backend tests.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SUPERPOINT_SHARED_DATA", REPO.parent / "shared" / "data"))
+# Upstream launch, launch_ros and sensor_msgs_py sources (not on PyPI) beside the project on
+# developer and CI machines. Appended, so a sourced ROS 2's own packages come first.
+ROS_PYTHON_SITE = Path(
+    os.environ.get("SUPERPOINT_ROS_PYTHON_SITE", REPO.parent / "shared" / "ros_python" / "site")
+)
+if ROS_PYTHON_SITE.is_dir() and importlib.util.find_spec("launch_ros") is None:
+    sys.path.append(str(ROS_PYTHON_SITE))
 
 
 @pytest.fixture(scope="session")

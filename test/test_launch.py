@@ -1,11 +1,18 @@
-"""``launch/superpoint.launch.py`` and ``config/superpoint.yaml`` against the node and setup.py.
+"""``launch/superpoint.launch.py``, ``launch/bench.launch.py`` and ``config/superpoint.yaml``
+against the node and setup.py, statically and for real.
 
-``launch``/``launch_ros`` are not installable from PyPI, so the launch file is read with ``ast``:
-it parses; every executable it names is a console script of ``setup.py``; every parameter it
-sets is declared by the node (``superpoint_ros.ros.node_config.PARAMETERS``, the table the
-node declares from) with the same type; every file it loads is installed into the package's
-share directory by ``setup.py``'s ``data_files``. Where a sourced ROS 2 provides ``launch_ros``
-and the package is installed (colcon), the launch description is also run for a few seconds.
+Static (no ROS needed): the launch file is read with ``ast``: it parses; every executable it
+names is a console script of ``setup.py``; every parameter it sets is declared by the node
+(``superpoint_ros.ros.node_config.PARAMETERS``) with the same type; every file it loads is
+installed into the package's share directory by ``setup.py``'s ``data_files``.
+
+For real: where the upstream ``launch``/``launch_ros`` import (a sourced ROS 2, or the sources
+in ``../shared/ros_python/site``, which ``test/conftest.py`` puts on ``sys.path``; else these
+tests skip and say why), an ament prefix is laid out as colcon installs the package and
+``LaunchService`` runs both launch files: ``superpoint.launch.py`` starts the node with every
+parameter of ``config/superpoint.yaml`` (read back through its parameter service) and the node
+answers an image; ``bench.launch.py`` replays a small bag end to end and writes its report; a
+bad launch argument ends the launch with one line.
 """
 
 from __future__ import annotations
@@ -14,10 +21,14 @@ import ast
 import asyncio
 import glob
 import importlib.util
+import json
 import os
+import shutil
+import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -260,57 +271,257 @@ def _installed_share() -> Path | None:
         return None
 
 
-def test_run_the_launch_description(tmp_path, monkeypatch, random_superpoint):
-    if (
-        importlib.util.find_spec("launch_ros") is None
-        or importlib.util.find_spec("launch") is None
-    ):
-        pytest.skip("launch/launch_ros are not importable (no sourced ROS 2; not on PyPI)")
-    share = _installed_share()
-    if share is None:
-        pytest.skip(f"{PACKAGE} is not installed in an ament index (colcon build; source it)")
-    rclpy = pytest.importorskip("rclpy")
-    from launch import LaunchDescription, LaunchService  # noqa: I001 (not the launch/ folder)
-    from launch.actions import IncludeLaunchDescription
-    from launch.launch_description_sources import PythonLaunchDescriptionSource
-    from rclpy.context import Context
+# =============================================================================================
+# The launch files run for real: upstream launch/launch_ros (a sourced ROS 2, or the sources in
+# ../shared/ros_python/site that test/conftest.py puts on sys.path), an ament prefix made here
+# as colcon would install the package, the real nodes over DDS.
 
-    onnx = random_superpoint(tmp_path, onnx=True)
-    domain = 150 + os.getpid() % 80
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
-    service = LaunchService()
-    service.include_launch_description(
-        LaunchDescription(
-            [
-                IncludeLaunchDescription(
-                    PythonLaunchDescriptionSource(str(share / "launch" / LAUNCH.name)),
-                    launch_arguments={
-                        "weights": str(onnx),
-                        "backend": "onnxruntime",
-                        "image_topic": "/launch/image",
-                    }.items(),
-                )
-            ]
-        )
-    )
-    context = Context()
-    rclpy.init(context=context, domain_id=domain)
-    probe = rclpy.create_node("launch_probe", context=context)
-    loop = asyncio.new_event_loop()
-    task = loop.create_task(service.run_async())
-    try:
-        up = False
-        end = time.monotonic() + 20
-        while time.monotonic() < end and not up:
-            loop.run_until_complete(asyncio.sleep(0.5))
-            up = (
-                probe.count_publishers("/superpoint_node/features") > 0
-                and probe.count_subscribers("/launch/image") > 0
+DOMAIN_ID = 150 + os.getpid() % 80  # one DDS domain per test run
+BENCH_LAUNCH = REPO / "launch" / "bench.launch.py"
+EXECUTABLES = {  # console script -> module it runs
+    "superpoint_node": "superpoint_ros.ros.superpoint_node",
+    "bench_node": "superpoint_training.ros.bench_node",
+}
+
+
+def _need_launch() -> None:
+    for module in ("launch", "launch_ros", "ament_index_python"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(
+                f"{module} is not importable: no sourced ROS 2 and no ../shared/ros_python/site "
+                "(launch is not on PyPI)"
             )
+    pytest.importorskip("rclpy", reason="rclpy is not installed (pip install '.[ros]')")
+
+
+@pytest.fixture(scope="module")
+def ament_prefix(tmp_path_factory) -> Path:
+    """An install prefix laid out as ``colcon build`` makes it: the package in the ament index,
+    ``share/superpoint_ros/{launch,config,package.xml}`` (this checkout's files) and
+    ``lib/superpoint_ros/<executable>`` (running this interpreter's modules)."""
+    prefix = tmp_path_factory.mktemp("install")
+    index = prefix / "share" / "ament_index" / "resource_index" / "packages"
+    index.mkdir(parents=True)
+    (index / PACKAGE).write_text("")
+    share = prefix / "share" / PACKAGE
+    for folder, pattern in (("launch", "*.launch.py"), ("config", "*.yaml")):
+        (share / folder).mkdir(parents=True)
+        for f in (REPO / folder).glob(pattern):
+            shutil.copy(f, share / folder / f.name)
+    shutil.copy(REPO / "package.xml", share / "package.xml")
+    lib = prefix / "lib" / PACKAGE
+    lib.mkdir(parents=True)
+    for name, module in EXECUTABLES.items():
+        exe = lib / name
+        exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m {module} "$@"\n')
+        exe.chmod(0o755)
+    return prefix
+
+
+@pytest.fixture
+def ros_env(ament_prefix, monkeypatch) -> Path:
+    """The environment the launched processes inherit: the prefix on AMENT_PREFIX_PATH, this
+    run's DDS domain, discovery on this machine only."""
+    _need_launch()
+    old = os.environ.get("AMENT_PREFIX_PATH", "")
+    monkeypatch.setenv("AMENT_PREFIX_PATH", f"{ament_prefix}{os.pathsep + old if old else ''}")
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(DOMAIN_ID))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    monkeypatch.delenv("ROS_LOCALHOST_ONLY", raising=False)
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+    return ament_prefix
+
+
+class Launched:
+    """A launch file run by ``LaunchService`` on an event loop of this thread.
+
+    The loop is made the thread's current loop: ``LaunchService.shutdown()`` compares the
+    thread's loop with the one it runs on, and with any other it hands the Shutdown event to
+    that loop and blocks until the loop takes it, which never happens while this thread is the
+    one that would run it. ``pump`` runs the loop a while; ``close`` shuts down and waits.
+    """
+
+    def __init__(self, path: Path, arguments: dict[str, str]):
+        from launch import LaunchDescription, LaunchService  # noqa: I001 (not the launch/ folder)
+        from launch.actions import IncludeLaunchDescription
+        from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.service = LaunchService()
+        self.service.include_launch_description(
+            LaunchDescription(
+                [
+                    IncludeLaunchDescription(
+                        PythonLaunchDescriptionSource(str(path)),
+                        launch_arguments=arguments.items(),
+                    )
+                ]
+            )
+        )
+        self.task = self.loop.create_task(self.service.run_async())
+
+    def pump(self, seconds: float) -> None:
+        self.loop.run_until_complete(asyncio.sleep(seconds))
+
+    def wait(self, timeout: float) -> int | None:
+        """Run until the launch ends by itself; its return code, or None at the timeout."""
+        end = time.monotonic() + timeout
+        while not self.task.done() and time.monotonic() < end:
+            self.pump(0.2)
+        return self.task.result() if self.task.done() else None
+
+    def close(self, timeout: float = 60.0) -> int:
+        try:
+            if not self.task.done():
+                shutdown = self.service.shutdown()
+                if shutdown is not None:
+                    self.loop.run_until_complete(shutdown)
+                self.loop.run_until_complete(asyncio.wait_for(self.task, timeout))
+            return self.task.result()
+        finally:
+            self.loop.close()
+            asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def probe(ros_env):
+    """A node of this test on the launch's DDS domain, with an executor to spin it."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = Context()
+    rclpy.init(context=context, domain_id=DOMAIN_ID)
+    node = rclpy.create_node("launch_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    yield node, executor
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
+def _until(launched: Launched, executor, condition, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if launched.task.done():
+            return condition()
+        launched.pump(0.05)
+        executor.spin_once(timeout_sec=0.05)
+        if condition():
+            return True
+    return False
+
+
+def _get_parameters(launched, node, executor, names: list[str]) -> dict[str, object]:
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.parameter import parameter_value_to_python
+
+    client = node.create_client(GetParameters, "/superpoint_node/get_parameters")
+    assert _until(launched, executor, client.service_is_ready, 60), "no parameter service"
+    future = client.call_async(GetParameters.Request(names=names))
+    assert _until(launched, executor, future.done, 30), "the parameter service did not answer"
+    return {n: parameter_value_to_python(v) for n, v in zip(names, future.result().values)}
+
+
+def test_superpoint_launch_runs_the_node_with_the_parameter_file(
+    ros_env, probe, tmp_path, random_superpoint
+):
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image, PointCloud2
+
+    node, executor = probe
+    onnx = random_superpoint(tmp_path, peaky=True, onnx=True)  # the yaml's settings baked in
+    arguments = {"weights": str(onnx), "backend": "onnxruntime", "image_topic": "/launch/image"}
+    launched = Launched(ros_env / "share" / PACKAGE / "launch" / LAUNCH.name, arguments)
+    try:
+        up = _until(
+            launched,
+            executor,
+            lambda: (
+                node.count_publishers("/superpoint_node/features") > 0
+                and node.count_subscribers("/launch/image") > 0
+            ),
+            120,
+        )
         assert up, "the launched node did not publish ~/features nor subscribe /launch/image"
+
+        # Every parameter of config/superpoint.yaml, read back through the parameter service:
+        # the file's values, except the two the launch arguments override.
+        shipped = yaml.safe_load(CONFIG.read_text())["superpoint_node"]["ros__parameters"]
+        expected = {**shipped, "weights": str(onnx), "backend": "onnxruntime"}
+        got = _get_parameters(launched, node, executor, list(expected))
+        assert got == expected
+
+        # It answers an image.
+        answers: list = []
+        node.create_subscription(
+            PointCloud2, "/superpoint_node/features", answers.append, qos_profile_sensor_data
+        )
+        pub = node.create_publisher(Image, "/launch/image", 10)
+        image = Image(height=64, width=80, encoding="mono8", step=80)
+        image.header.frame_id = "launch_camera"
+        image.header.stamp.sec = 42
+        rng = np.random.default_rng(0)
+        image.data = (rng.random(64 * 80) * 255).astype(np.uint8).tobytes()
+        end = time.monotonic() + 60
+        while not answers and time.monotonic() < end:
+            pub.publish(image)
+            _until(launched, executor, lambda: bool(answers), 1.0)
+        assert answers, "no ~/features for the published image"
+        assert answers[0].header.frame_id == "launch_camera"
+        assert answers[0].header.stamp.sec == 42
     finally:
-        service.shutdown()
-        loop.run_until_complete(task)
-        loop.close()
-        probe.destroy_node()
-        rclpy.try_shutdown(context=context)
+        rc = launched.close()
+    assert rc == 0
+
+
+def test_bench_launch_replays_a_bag_and_writes_its_report(ros_env, tmp_path, random_superpoint):
+    cv2 = pytest.importorskip("cv2")
+    from superpoint_training.bags.writer import find_sequences, write_hpatches_bag
+
+    seq = tmp_path / "hpatches" / "v_noise"
+    seq.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    base = cv2.GaussianBlur((rng.random((240, 320)) * 255).astype(np.uint8), (5, 5), 0)
+    cv2.imwrite(str(seq / "1.pgm"), base)
+    for n in range(2, 7):
+        H = np.array([[1, 0, 2.0 * n], [0, 1, -1.0 * n], [0, 0, 1]])
+        cv2.imwrite(str(seq / f"{n}.pgm"), cv2.warpPerspective(base, H, (320, 240)))
+        (seq / f"H_1_{n}").write_text("\n".join(" ".join(map(str, r)) for r in H) + "\n")
+    bag = tmp_path / "bag"
+    write_hpatches_bag(find_sequences(tmp_path / "hpatches"), bag)
+    onnx = random_superpoint(tmp_path, peaky=True, onnx=True)
+    out = tmp_path / "report"
+    arguments = {
+        "bag": str(bag),
+        "output_dir": str(out),
+        "weights": str(onnx),
+        "backend": "onnxruntime",
+        "protocol": "rep_size=120x160 hom_size=240x320",
+    }
+    launched = Launched(ros_env / "share" / PACKAGE / "launch" / BENCH_LAUNCH.name, arguments)
+    try:
+        rc = launched.wait(300)  # the bench exits when its report is written; the launch ends
+    finally:
+        closed = launched.close()
+    assert rc == 0 == closed, "bench.launch.py did not end by itself with status 0"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics and (out / "report.md").is_file()
+
+
+def test_bad_launch_argument_is_one_line(ros_env, capfd):
+    launched = Launched(
+        ros_env / "share" / PACKAGE / "launch" / LAUNCH.name, {"max_keypoints": "many"}
+    )
+    try:
+        rc = launched.wait(60)
+    finally:
+        closed = launched.close()
+    text = "\n".join(capfd.readouterr())
+    assert rc == closed == 1
+    lines = [line for line in text.splitlines() if "must be a int" in line]
+    assert len(lines) == 1, text
+    assert "launch argument max_keypoints:='many' must be a int" in lines[0]
+    assert "Traceback" not in text
