@@ -1,61 +1,142 @@
-"""Extract and match features between two views of a photo, and draw the matches.
+"""Watch superpoint_node work: a camera sequence replayed through it, measured, with pictures.
 
-The second view is the first warped by a known homography (rotation, scale, perspective), so
-the command can say how many matches are correct. Prints keypoint counts, matches, the RANSAC
-inlier ratio, the fraction of matches within 3 px of the ground truth and the corner error of
-the estimated homography; writes a PNG of the matches (green: correct, red: wrong).
+Offline, on this machine: synthesises a moving-camera sequence over a photo scikit-image ships
+(60 frames of 480x640: a smooth random homography path, a lighting change, sensor noise, with
+the ground truth of every frame) or takes --input DIR (a folder of frames, or an HPatches /
+Oxford sequence with its H_1_n files); writes it as a rosbag2 camera bag; starts the real
+superpoint_node (rclpy, its default model unless --weights), replays the bag into it at the
+camera rate and records ~/features and ~/matches into a second bag. Prints keypoints and
+matches per frame, the correct-match ratio and homography accuracy against the ground truth,
+how many points were followed over 5, 10 and 30 frames, latency p50/p95, processed frames per
+second and dropped frames; writes a report folder (index.html, match and track pictures,
+plots, the table) and the command that opens it.
 
-  superpoint demo [--weights W] [--backend B] [--image PATH] [-o superpoint_demo.png]
+  superpoint demo [--input DIR] [-o superpoint_demo] [--rate 10] [--frames 60]
+                  [--weights W] [--backend B] [-p NAME:=VALUE ...]
+  superpoint demo --report-only          # the report again, from the last recording
+  superpoint demo --still [--image PATH] # the older in-process two-view demo, no ROS
 """
 
 from __future__ import annotations
 
 import argparse
-
-from ._common import add_frontend_arguments, build_frontend, read_image
+import os
+import sys
+from pathlib import Path
 
 COMMAND = "demo"
 
-# The fixed second view: H_0to1 for a 480x640 image (rotation ~8 degrees, scale 0.9,
-# a little perspective), chosen to keep most of the image in view.
-DEMO_H = [
-    [0.8912, -0.1253, 78.0],
-    [0.1253, 0.8912, 2.0],
-    [1.2e-4, -6.0e-5, 1.0],
-]
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_frontend_arguments(parser)
-    parser.add_argument("--image", help="photo to use (default: scikit-image's CC0 astronaut)")
-    parser.add_argument("-o", "--output", default="superpoint_demo.png",
-                        help="PNG of the matches (default superpoint_demo.png)")
+    parser.add_argument(
+        "--input",
+        metavar="DIR",
+        help="frames to replay: a folder of images, or an HPatches/Oxford "
+        "sequence folder (ground truth from its H files); default: synthetic",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        default="superpoint_demo",
+        metavar="DIR",
+        help="folder for the input bag, the recording and the report (default: superpoint_demo)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=10.0,
+        metavar="HZ",
+        help="camera rate of the replay, frames per second (default: 10)",
+    )
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=60,
+        metavar="N",
+        help="frames of the synthetic sequence (default: 60)",
+    )
+    parser.add_argument(
+        "--size",
+        default="480x640",
+        metavar="HxW",
+        help="frame size of the synthetic sequence (default: 480x640)",
+    )
+    parser.add_argument(
+        "--photo",
+        default=None,
+        metavar="NAME",
+        help="scikit-image photo the synthetic camera looks at (default: coffee)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="camera path, lighting and noise of the synthetic sequence",
+    )
+    parser.add_argument(
+        "--weights",
+        "-w",
+        metavar="W",
+        help="the node's model (.pt, .onnx, .engine); default: its packaged one",
+    )
+    parser.add_argument(
+        "--backend",
+        "-b",
+        metavar="B",
+        help="the node's backend: auto, tensorrt, onnxruntime, torch",
+    )
+    parser.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="any other superpoint_node parameter, e.g. -p match_ratio:=0.8 (repeatable)",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rebuild the report from the last recording (no node)",
+    )
+    parser.add_argument(
+        "--still",
+        action="store_true",
+        help="the in-process two-view demo instead (no ROS): one photo and a "
+        "warped copy, matches drawn to superpoint_demo.png",
+    )
+    parser.add_argument(
+        "--image", help="--still: photo to use (default: scikit-image's astronaut)"
+    )
 
 
-def two_views(image):
-    """``(view0, view1, H_0to1)``: the photo stretched to 480x640 gray and its warp."""
+def node_parameters(args: argparse.Namespace) -> dict[str, object]:
+    """The node's parameters from ``--weights``, ``--backend`` and ``-p NAME:=VALUE``."""
+    from superpoint_ros.errors import ConfigError
+
+    params: dict[str, object] = {}
+    if args.weights:
+        params["weights"] = str(Path(args.weights).expanduser().resolve())
+    if args.backend:
+        params["backend"] = args.backend
+    for item in args.param:
+        name, sep, value = item.partition(":=")
+        if not sep or not name:
+            raise ConfigError(f"-p {item!r}: expected NAME:=VALUE, e.g. -p match_ratio:=0.8")
+        params[name] = value
+    return params
+
+
+def run_still(args: argparse.Namespace) -> int:
     import cv2
-    import numpy as np
-
-    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    view0 = cv2.resize(gray, (640, 480), interpolation=cv2.INTER_AREA)
-    H = np.array(DEMO_H, dtype=np.float64)
-    view1 = cv2.warpPerspective(view0, H, (640, 480), flags=cv2.INTER_LINEAR)
-    return view0, view1, H
-
-
-def run(args: argparse.Namespace) -> int:
-    import cv2
-    import numpy as np
 
     from superpoint_ros.errors import SuperPointError
-    from superpoint_ros.geometry import image_corners, warp_points
-    from superpoint_ros.matching import match_descriptors
-    from superpoint_ros.visualize import draw_matches
+    from superpoint_ros.frontend import load_frontend
+    from superpoint_training.demo.still import still_demo
+
+    from ._common import read_image
 
     if args.image:
-        image = read_image(args.image)
-        source = args.image
+        image, source = read_image(args.image), args.image
     else:
         try:
             from skimage import data
@@ -63,31 +144,63 @@ def run(args: argparse.Namespace) -> int:
             raise SuperPointError("scikit-image is not installed: pass --image PATH") from None
         image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
         source = "scikit-image astronaut (CC0)"
-    frontend = build_frontend(args)
-    view0, view1, H = two_views(image)
-    f0, f1 = frontend(view0), frontend(view1)
-    if frontend.descriptor_dim == 0:
-        raise SuperPointError("this model has no descriptor head (MagicPoint): nothing to match")
-    matches, _ = match_descriptors(f0["descriptors"], f1["descriptors"])
-    k0 = f0["keypoints"][matches[:, 0]]
-    k1 = f1["keypoints"][matches[:, 1]]
-    correct = np.linalg.norm(warp_points(k0, H) - k1, axis=1) <= 3.0
-    inlier_ratio, corner_error = 0.0, float("nan")
-    if len(matches) >= 4:
-        H_est, mask = cv2.findHomography(k0, k1, cv2.RANSAC, 3.0)
-        if H_est is not None:
-            inlier_ratio = float(mask.mean())
-            corners = image_corners(view0.shape)
-            corner_error = float(np.linalg.norm(
-                warp_points(corners, H_est) - warp_points(corners, H), axis=1).mean())
-    cv2.imwrite(args.output, draw_matches(view0, view1, f0["keypoints"], f1["keypoints"],
-                                          matches, correct))
+    frontend = load_frontend(args.weights, args.backend or "auto")
+    r = still_demo(frontend, image)
+    output = "superpoint_demo.png"
+    cv2.imwrite(output, r.picture)
     print(f"image: {source}; second view: known homography; backend: {frontend.backend_name}")
-    print(f"keypoints: {len(f0['keypoints'])} / {len(f1['keypoints'])}")
-    print(f"mutual nearest-neighbour matches: {len(matches)}")
-    print(f"correct within 3 px (ground truth): {int(correct.sum())} "
-          f"({correct.mean() if len(matches) else 0:.1%})")
-    print(f"RANSAC inlier ratio: {inlier_ratio:.1%}; homography corner error: "
-          f"{corner_error:.2f} px")
-    print(f"wrote {args.output}")
+    print(f"keypoints: {r.keypoints[0]} / {r.keypoints[1]}")
+    print(f"mutual nearest-neighbour matches: {r.matches}")
+    print(
+        f"correct within 3 px (ground truth): {r.correct} "
+        f"({r.correct / r.matches if r.matches else 0:.1%})"
+    )
+    print(
+        f"RANSAC inlier ratio: {r.inlier_ratio:.1%}; homography corner error: "
+        f"{r.corner_error:.2f} px"
+    )
+    print(f"wrote {output}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.still:
+        return run_still(args)
+    import time
+
+    from superpoint_ros.errors import ConfigError, SuperPointError
+    from superpoint_ros.frontend import parse_size
+
+    try:  # the ROS side: rclpy and the message packages, from the [ros] extra or a sourced ROS
+        from superpoint_training.demo.inputs import PHOTOS
+        from superpoint_training.demo.pipeline import DemoOptions, run_demo
+        from superpoint_training.demo.report import open_command
+        from superpoint_training.demo.sequence import SequenceConfig
+        from superpoint_training.demo.table import render_summary
+    except ImportError as exc:
+        raise SuperPointError(
+            f"the demo needs ROS 2's Python packages ({exc.name} is missing): source a ROS 2 "
+            "installation or pip install '.[ros,train]' (make venv does)"
+        ) from None
+
+    started = time.perf_counter()
+    size = parse_size(args.size)
+    if size is None:
+        raise ConfigError("--size must be HxW, e.g. 480x640")
+    options = DemoOptions(
+        output=Path(args.output),
+        source=args.input or None,
+        sequence=SequenceConfig(frames=args.frames, size=size, seed=args.seed),
+        photo=args.photo or PHOTOS[0],
+        rate=args.rate,
+        params=node_parameters(args),
+        report_only=args.report_only,
+    )
+    outcome = run_demo(options, say=lambda line: print(line, flush=True))
+    print()
+    print(render_summary(outcome.summary, outcome.title))
+    print(f"  ({outcome.node})")
+    print()
+    print(f"demo done in {time.perf_counter() - started:.0f} s; report: {outcome.index.parent}")
+    print(f"open it: {open_command(outcome.index.resolve(), os.environ, sys.platform)}")
     return 0
