@@ -18,8 +18,11 @@ $(STAMP): setup.py setup.cfg constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# The real superpoint_node on a camera bag, measured; `make demo DEMO_INPUT=DIR` replays a folder
+# of frames (or an HPatches/Oxford sequence) instead of the synthetic one. Report: superpoint_demo/.
+DEMO_INPUT ?=
 demo: venv
-	$(VENV)/bin/superpoint demo
+	ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) $(VENV)/bin/superpoint demo $(if $(DEMO_INPUT),--input "$(DEMO_INPUT)")
 
 test: venv
 	ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) $(PY) -m pytest -q test
