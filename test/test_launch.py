@@ -472,6 +472,10 @@ def test_superpoint_launch_runs_the_node_with_the_parameter_file(
         assert answers, "no ~/features for the published image"
         assert answers[0].header.frame_id == "launch_camera"
         assert answers[0].header.stamp.sec == 42
+        if importlib.util.find_spec("sensor_msgs_py") is not None:  # as ROS users read it
+            from sensor_msgs_py.point_cloud2 import read_points_numpy
+
+            assert read_points_numpy(answers[0]).shape == (answers[0].width, 3 + 256)
     finally:
         rc = launched.close()
     assert rc == 0
