@@ -56,7 +56,7 @@ from .node_common import (
     shutdown,
 )
 from .node_config import PARAMETERS, NodeConfig, parse_node_config
-from .tracks import TrackIds, one_to_one
+from .tracks import TrackIds, one_to_one, track_break_reason
 
 NODE_NAME = "superpoint_node"
 WARN_THROTTLE_S = 5.0
@@ -99,6 +99,12 @@ class Mailbox:
             self._cond.notify_all()
 
 
+# Counts since start, reported in /diagnostics and the log line.
+COUNTERS = ("received", "processed", "dropped", "bad_inputs", "errors", "track_resets",
+            "debug_images")  # fmt: skip
+PUBLISHER_CHECK_S = 2.0  # how often the node counts the publishers of its input topic
+
+
 class Stats:
     """Counters and recent timings, shared by the worker and the executor's timers."""
 
@@ -134,7 +140,7 @@ class Stats:
                 keypoints_mean=float(np.mean([p[3] for p in done])),
                 matches_mean=float(np.mean([p[4] for p in done])),
             )
-        for name in ("received", "processed", "dropped", "bad_inputs", "errors", "debug_images"):
+        for name in COUNTERS:
             out[name] = counts.get(name, 0)
         return out
 
@@ -143,8 +149,7 @@ class Stats:
 class _Frame:
     """What the next frame is matched against."""
 
-    key: tuple  # (frame_id, height, width): a change breaks the tracks
-    stamp_ns: int
+    key: tuple  # (frame_id, height, width, stamp ns): see tracks.track_break_reason
     keypoints: np.ndarray
     descriptors: np.ndarray
 
@@ -162,7 +167,9 @@ class SuperPointNode(Node):
         self._previous: _Frame | None = None
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
-        self._last_report = {"dropped": 0, "bad_inputs": 0, "errors": 0}
+        self._last_report = {"dropped": 0, "bad_inputs": 0, "errors": 0, "track_resets": 0}
+        self.last_track_reset = ""  # reason of the latest track reset, for /diagnostics
+        self.input_publishers = 0  # publishers on the image topic at the last check
         self.debug_pub = None
         self.matches_pub = None
 
@@ -226,6 +233,7 @@ class SuperPointNode(Node):
         )
         msg_type = CompressedImage if cfg.use_compressed else Image
         self.image_sub = self.create_subscription(msg_type, "image", self._on_image, qos)
+        self.create_timer(PUBLISHER_CHECK_S, self._check_publishers)
         self._worker = threading.Thread(target=self._work, name="superpoint_worker", daemon=True)
         self._worker.start()
         self.get_logger().info(
@@ -295,13 +303,20 @@ class SuperPointNode(Node):
             features_to_msg(header, keypoints, result["scores"], descriptors)
         )
 
-        # Tracks break where matching the previous frame makes no sense.
+        # Tracks break where matching the previous frame makes no sense; say why, once per 5 s.
         stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-        key = (header.frame_id, image.shape[0], image.shape[1])
+        key = (header.frame_id, image.shape[0], image.shape[1], stamp_ns)
         previous = self._previous
-        if previous is not None and (previous.key != key or stamp_ns < previous.stamp_ns):
+        reason = track_break_reason(previous.key, key) if previous is not None else None
+        if reason is not None:
             previous = None
             self.tracks.reset()
+            self.stats.count("track_resets")
+            self.last_track_reset = reason
+            self.get_logger().warning(
+                f"tracks reset: {reason}; no matches against the previous frame",
+                throttle_duration_sec=WARN_THROTTLE_S,
+            )
         matches = np.zeros((0, 2), np.int64)
         distances = np.zeros(0, np.float32)
         if previous is not None and descriptors.shape[1] and self.matches_pub is not None:
@@ -320,7 +335,7 @@ class SuperPointNode(Node):
                     header, kpts0, kpts1, similarity, matches[:, 0], matches[:, 1], track_ids
                 )
             )
-        self._previous = _Frame(key, stamp_ns, keypoints, descriptors)
+        self._previous = _Frame(key, keypoints, descriptors)
 
         if self.debug_pub is not None and self.debug_pub.get_subscription_count() > 0:
             drawn = draw_debug_image(image, keypoints, kpts0, kpts1, track_ids)
@@ -335,12 +350,35 @@ class SuperPointNode(Node):
 
     # --------------------------------------------------------------------------- reporting
 
+    def _check_publishers(self) -> None:
+        """Warn when the image topic has more than one publisher: frames of two cameras on one
+        topic (same size and frame_id) would be matched against each other, bogus tracks the
+        pixels cannot reveal. Said again whenever the number of publishers changes."""
+        topic = self.image_sub.topic_name
+        count = self.count_publishers(topic)
+        if count == self.input_publishers:
+            return
+        self.input_publishers = count
+        if count > 1:
+            nodes = sorted(
+                f"{i.node_namespace.rstrip('/')}/{i.node_name}"
+                for i in self.get_publishers_info_by_topic(topic)
+            )
+            self.get_logger().warning(
+                f"{count} publishers on {topic} ({', '.join(nodes)}): frames from different "
+                "sources are matched against each other and make bogus tracks; give each camera "
+                "its own topic"
+            )
+
     def _publish_diagnostics(self) -> None:
         cfg = self.config
         w = self.stats.window(max(cfg.diagnostics_period, 1.0))
         new_bad = w["bad_inputs"] - self._last_report["bad_inputs"]
         new_errors = w["errors"] - self._last_report["errors"]
-        self._last_report.update(bad_inputs=w["bad_inputs"], errors=w["errors"])
+        new_resets = w["track_resets"] - self._last_report["track_resets"]
+        self._last_report.update(
+            bad_inputs=w["bad_inputs"], errors=w["errors"], track_resets=w["track_resets"]
+        )
         status = DiagnosticStatus()
         status.name = f"{self.get_fully_qualified_name()}: SuperPoint front-end"
         status.hardware_id = self.frontend.backend_name
@@ -348,16 +386,23 @@ class SuperPointNode(Node):
             status.level, status.message = DiagnosticStatus.ERROR, f"{new_errors} frames failed"
         elif new_bad:
             status.level, status.message = DiagnosticStatus.WARN, f"{new_bad} bad input frames"
+        elif self.input_publishers > 1:
+            status.level = DiagnosticStatus.WARN
+            status.message = f"{self.input_publishers} publishers on the image topic"
         elif w["received"] == 0:
             status.level, status.message = DiagnosticStatus.OK, "waiting for images"
         else:
             status.level, status.message = DiagnosticStatus.OK, "ok"
+        if new_resets and status.level == DiagnosticStatus.OK:
+            status.message += f"; {new_resets} track resets ({self.last_track_reset})"
         values = {
             "backend": self.frontend.backend_name,
             "weights": cfg.weights or "default",
             "descriptor_dim": self.frontend.descriptor_dim,
             "torch_imported": "torch" in sys.modules,
             **w,
+            "last_track_reset": self.last_track_reset,
+            "input_publishers": self.input_publishers,
         }
         status.values = [
             KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v))
@@ -382,7 +427,7 @@ class SuperPointNode(Node):
         self.get_logger().info(
             f"in {w['input_rate_hz']:.1f} Hz, out {w['output_rate_hz']:.1f} Hz, {timing}; "
             f"dropped {dropped} (total {w['dropped']}), bad inputs {w['bad_inputs']}, "
-            f"errors {w['errors']}"
+            f"errors {w['errors']}, track resets {w['track_resets']}"
         )
 
 

@@ -32,6 +32,28 @@ def one_to_one(matches: np.ndarray, distances: np.ndarray) -> tuple[np.ndarray, 
     return matches[keep], distances[keep]
 
 
+def track_break_reason(
+    previous: tuple[str, int, int, int], current: tuple[str, int, int, int]
+) -> str | None:
+    """Why the current frame cannot be matched against the previous one, or ``None``.
+
+    Each frame is ``(frame_id, height, width, stamp in nanoseconds)``. Tracks break when the
+    ``frame_id`` changes (another camera), the image size changes (another stream or a
+    reconfigured driver) or the stamp goes backwards (a bag restarted, a clock reset).
+    """
+    (frame0, h0, w0, t0), (frame1, h1, w1, t1) = previous, current
+    if frame0 != frame1:
+        return f"frame_id changed from {frame0!r} to {frame1!r}"
+    if (h0, w0) != (h1, w1):
+        return f"image size changed from {h0}x{w0} to {h1}x{w1}"
+    if t1 < t0:
+        return (
+            f"stamp went back by {(t0 - t1) / 1e9:.3f} s, from {t0 / 1e9:.3f} to {t1 / 1e9:.3f} "
+            "(a bag restarted or a clock was reset)"
+        )
+    return None
+
+
 class TrackIds:
     """Track ids of the previous frame's keypoints, advanced one frame per :meth:`update`."""
 

@@ -24,7 +24,8 @@ encoding rule), so reading and writing bags needs no ROS message package.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -201,13 +202,55 @@ def _open(path: str | Path):
     return reader
 
 
-def bag_topics(path: str | Path) -> dict[str, tuple[str, int]]:
-    """``{topic: (msgtype, message count)}`` of a bag."""
+def _describe(reader) -> str:
+    """``/a (sensor_msgs/msg/Image, 6 messages), ...`` as the bag's metadata says."""
+    return (
+        ", ".join(
+            f"{name} ({info.msgtype}, {info.msgcount} messages)"
+            for name, info in sorted(reader.topics.items())
+        )
+        or "no topics"
+    )
+
+
+def _require_topic(reader, path, topic: str, msgtype: str, role: str) -> None:
+    """Refuse a bag without ``topic`` or whose metadata gives it another type than ``msgtype``
+    (``rosbags`` would silently yield no message for it), naming what the bag has."""
+    info = reader.topics.get(topic)
+    if info is None:
+        raise InputError(f"bag {path} has no {role} topic {topic}; it has {_describe(reader)}")
+    if info.msgtype != msgtype:
+        raise InputError(
+            f"bag {path}: the {role} topic {topic} has type {info.msgtype}, expected {msgtype}"
+        )
+
+
+def bag_topics(
+    path: str | Path, warn: Callable[[str], None] | None = None
+) -> dict[str, tuple[str, int]]:
+    """``{topic: (msgtype, message count)}`` of a bag, the counts being the messages really in
+    its storage (counted, not taken from ``metadata.yaml``). Where the metadata says otherwise
+    (a bag cut short, an edited or stale ``metadata.yaml``, a type that does not match the
+    storage's), ``warn`` (default: :func:`warnings.warn`) receives one line per topic."""
     reader = _open(path)
     try:
-        return {name: (info.msgtype, info.msgcount) for name, info in reader.topics.items()}
+        real = dict.fromkeys(reader.topics, 0)
+        for conn, _, _ in reader.messages(connections=reader.connections):
+            real[conn.topic] += 1
+        for name, info in sorted(reader.topics.items()):
+            if info.msgcount != real[name]:
+                (warn or _warn)(
+                    f"bag {path}: metadata.yaml says {info.msgcount} messages of type "
+                    f"{info.msgtype} on {name}, the storage holds {real[name]}; using "
+                    f"{real[name]}"
+                )
+        return {name: (info.msgtype, real[name]) for name, info in reader.topics.items()}
     finally:
         reader.close()
+
+
+def _warn(text: str) -> None:
+    warnings.warn(text, stacklevel=3)
 
 
 def read_image_bag(path: str | Path, topic: str | None = None) -> Iterator[BagImage]:
@@ -218,6 +261,8 @@ def read_image_bag(path: str | Path, topic: str | None = None) -> Iterator[BagIm
     reader = _open(path)
     try:
         image_topics = sorted(t for t, i in reader.topics.items() if i.msgtype == IMAGE_TYPE)
+        if topic is not None:
+            _require_topic(reader, path, topic, IMAGE_TYPE, "image")
         if topic is None:
             if len(image_topics) != 1:
                 raise InputError(
@@ -225,8 +270,6 @@ def read_image_bag(path: str | Path, topic: str | None = None) -> Iterator[BagIm
                     "choose one with topic="
                 )
             topic = image_topics[0]
-        elif topic not in image_topics:
-            raise InputError(f"bag {path} has no image topic {topic!r}; it has {image_topics}")
         connections = [c for c in reader.connections if c.topic == topic]
         for conn, timestamp, raw in reader.messages(connections=connections):
             msg = reader.deserialize(raw, conn.msgtype)
@@ -249,8 +292,7 @@ def read_homographies(
     ``{"v_graffiti/3": ("v_graffiti/1", H_1_3)}``."""
     reader = _open(path)
     try:
-        if topic not in reader.topics:
-            raise InputError(f"bag {path} has no homography topic {topic!r}")
+        _require_topic(reader, path, topic, HOMOGRAPHY_TYPE, "homography")
         out = {}
         connections = [c for c in reader.connections if c.topic == topic]
         for conn, _, raw in reader.messages(connections=connections):
@@ -278,8 +320,10 @@ def read_hpatches_bag(
         if missing:
             raise InputError(
                 f"bag {path} is not an HPatches bag: no topic {missing} "
-                f"(it has {sorted(reader.topics)})"
+                f"(it has {_describe(reader)})"
             )
+        _require_topic(reader, path, image_topic, IMAGE_TYPE, "image")
+        _require_topic(reader, path, homography_topic, HOMOGRAPHY_TYPE, "homography")
         connections = [c for c in reader.connections if c.topic in (image_topic, homography_topic)]
         current: dict | None = None
         done: set[str] = set()

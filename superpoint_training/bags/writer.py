@@ -30,6 +30,7 @@ import numpy as np
 
 from superpoint_ros.errors import ConfigError, InputError
 from superpoint_ros.image_encodings import convert_8bit
+from superpoint_ros.image_io import read_image_file
 from superpoint_training.bags.reader import (
     HOMOGRAPHY_TOPIC,
     HOMOGRAPHY_TYPE,
@@ -85,13 +86,10 @@ class BagSummary:
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """An image file as OpenCV decodes it, unchanged: ``[H, W]`` grey, ``[H, W, 3]`` BGR..."""
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise InputError(f"cannot read image {path}")
-    return image
+    """An image file's pixels as stored: ``[H, W]`` grey, ``[H, W, 3]`` BGR, ``[H, W, 4]`` BGRA,
+    8 or 16 bits (the project's one reader, :func:`superpoint_ros.image_io.read_image_file`:
+    header size checked first, damaged files refused with :class:`InputError`)."""
+    return read_image_file(path)
 
 
 def convert_image(image: np.ndarray, encoding: str | None) -> tuple[np.ndarray, str]:
@@ -170,25 +168,33 @@ def _rate_stamps(count: int, rate: float, start_time: float) -> list[int]:
 
 def prepare_output(out: str | Path, overwrite: bool) -> Path:
     """Check ``out`` can be written: absent, or a bag that ``overwrite`` allows removing.
-    Refuses to remove anything that does not look like a bag."""
+    Refuses to remove anything that does not look like a bag: an ordinary file, a link, a
+    folder holding anything but a bag's files; and a parent path that is a file."""
     out = Path(out)
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"cannot write {out}: {parent} is a file, not a folder")
+            break
     if out.exists() or out.is_symlink():
         if not overwrite:
             raise InputError(f"output {out} exists; pass --overwrite to replace it")
-        if out.is_dir() and not out.is_symlink():
-            names = {p.name for p in out.iterdir()}
-            is_bag = "metadata.yaml" in names and all(
-                n == "metadata.yaml" or n.endswith((".db3", ".mcap", ".db3-journal", ".zstd"))
-                for n in names
+        if out.is_symlink() or not out.is_dir():
+            kind = "a link" if out.is_symlink() else "a file, not a bag folder"
+            raise InputError(
+                f"output {out} is {kind}; --overwrite replaces only a bag: not removing it"
             )
-            if names and not is_bag:
-                raise InputError(
-                    f"output {out} exists and is not a bag (no metadata.yaml or other files); "
-                    "not removing it"
-                )
-            shutil.rmtree(out)
-        else:
-            out.unlink()
+        names = {p.name for p in out.iterdir()}
+        is_bag = "metadata.yaml" in names and all(
+            n == "metadata.yaml" or n.endswith((".db3", ".mcap", ".db3-journal", ".zstd"))
+            for n in names
+        )
+        if names and not is_bag:
+            raise InputError(
+                f"output {out} exists and is not a bag (no metadata.yaml or other files); "
+                "not removing it"
+            )
+        shutil.rmtree(out)
     if not out.parent.is_dir():
         out.parent.mkdir(parents=True)
     return out

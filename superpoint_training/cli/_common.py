@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from superpoint_ros.errors import InputError
+from superpoint_ros import image_io
+from superpoint_ros.errors import ConfigError
 from superpoint_ros.frontend.config import NMS_MODES
 from superpoint_ros.frontend.conventions import DESCRIPTOR_SAMPLINGS
 
@@ -18,13 +19,18 @@ def add_frontend_arguments(parser: argparse.ArgumentParser, backend: bool = True
     from superpoint_ros.backends import BACKEND_CHOICES
 
     parser.add_argument(
-        "--weights", "-w", metavar="W",
+        "--weights",
+        "-w",
+        metavar="W",
         help="weights file (any supported layout), exported .onnx or TensorRT .engine; "
         "default: the packaged demo model",
     )
     if backend:
         parser.add_argument(
-            "--backend", "-b", default="auto", metavar="B",
+            "--backend",
+            "-b",
+            default="auto",
+            metavar="B",
             help=f"inference backend: {', '.join(BACKEND_CHOICES)} (default: auto)",
         )
         parser.add_argument("--fp16", action="store_true", help="half precision (GPU backends)")
@@ -34,12 +40,18 @@ def add_frontend_arguments(parser: argparse.ArgumentParser, backend: bool = True
     parser.add_argument("--threshold", type=float, metavar="T", help="detection threshold")
     parser.add_argument("--border", type=int, metavar="B", help="border to drop, pixels")
     parser.add_argument("--resize", metavar="HxW", help="stretch images to HxW (multiples of 8)")
-    parser.add_argument("--subpixel", action="store_true", default=None,
-                        help="refine keypoints to sub-pixel positions")
-    parser.add_argument("--nms", metavar="MODE",
-                        help=f"NMS mode: {', '.join(NMS_MODES)} (default: maxpool)")
     parser.add_argument(
-        "--descriptor-sampling", metavar="RULE",
+        "--subpixel",
+        action="store_true",
+        default=None,
+        help="refine keypoints to sub-pixel positions",
+    )
+    parser.add_argument(
+        "--nms", metavar="MODE", help=f"NMS mode: {', '.join(NMS_MODES)} (default: maxpool)"
+    )
+    parser.add_argument(
+        "--descriptor-sampling",
+        metavar="RULE",
         help=f"descriptor sampling rule: {', '.join(DESCRIPTOR_SAMPLINGS)} (default: the "
         "weights' own; see README 'Descriptor sampling')",
     )
@@ -68,25 +80,31 @@ def build_frontend(args: argparse.Namespace):
     from superpoint_ros.frontend import load_frontend
 
     return load_frontend(
-        args.weights, args.backend, frontend_overrides(args),
-        fp16=getattr(args, "fp16", False), device=getattr(args, "device", None),
+        args.weights,
+        args.backend,
+        frontend_overrides(args),
+        fp16=getattr(args, "fp16", False),
+        device=getattr(args, "device", None),
     )
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """A uint8 gray or BGR image from disk; ``InputError`` when missing or unreadable."""
-    import cv2
+    """A uint8 gray or BGR image from disk (:func:`superpoint_ros.image_io.read_image`: header
+    size checked first, damaged files refused); ``InputError`` with the reason otherwise."""
+    return image_io.read_image(path)
 
+
+def check_output(path: str | Path, *, directory: bool = False) -> Path:
+    """Refuse, before any work starts, an output that cannot be written: a file where a folder is
+    needed (``directory``) or a folder where a file is, or a parent path that is a file."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"image not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise InputError(f"cannot read image {path} (not an image OpenCV can decode)")
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    if image.dtype != np.uint8:
-        raise InputError(f"unsupported image type {image.dtype} in {path}")
-    return image
+    if directory and path.exists() and not path.is_dir():
+        raise ConfigError(f"cannot write into {path}: it is a file, not a folder")
+    if not directory and path.is_dir():
+        raise ConfigError(f"cannot write {path}: it is a directory")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
+    return path

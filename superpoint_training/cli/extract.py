@@ -15,7 +15,7 @@ from pathlib import Path
 
 from superpoint_ros.errors import InputError
 
-from ._common import add_frontend_arguments, build_frontend, read_image
+from ._common import add_frontend_arguments, build_frontend, check_output, read_image
 
 COMMAND = "extract"
 
@@ -23,8 +23,13 @@ COMMAND = "extract"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_frontend_arguments(parser)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT",
-                        help="a .npz for one image, a directory for several")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="a .npz for one image, a directory for several",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     images = [Path(p) for p in args.images]
+    folders = [str(p) for p in images if p.is_dir()]
+    if folders:
+        raise InputError(f"a directory is not an image: {', '.join(folders)}")
     missing = [str(p) for p in images if not p.is_file()]
     if missing:
         raise InputError(f"image not found: {', '.join(missing)}")
@@ -42,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     single = len(images) == 1 and out.suffix == ".npz"
     if len(images) > 1 and out.suffix == ".npz":
         raise InputError(f"{len(images)} images need a directory as output, not {out}")
+    check_output(out, directory=not single)
     frontend = build_frontend(args)
     if not single:
         out.mkdir(parents=True, exist_ok=True)

@@ -3,20 +3,40 @@
 Every module of this package that defines ``COMMAND``, ``add_arguments(parser)`` and
 ``run(args) -> int`` is a subcommand, discovered at start-up (so adding a command touches no
 other file). Modules import their heavy dependencies (torch, onnxruntime...) inside ``run``.
-Errors a user can cause (``SuperPointError``, missing files) end with one line and exit 1.
+
+:func:`main` is the last line of defence: whatever a command raises ends with one line on
+stderr, ``superpoint COMMAND: ...``, and an exit status that says which kind of failure it was
+(:data:`EXIT`); the traceback is printed only with ``--debug`` (anywhere on the command line)
+or ``SUPERPOINT_DEBUG=1``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
+import traceback
 from collections.abc import Sequence
 
 from superpoint_ros.errors import SuperPointError
 
 PROG = "superpoint"
+DEBUG_ENV = "SUPERPOINT_DEBUG"
+REPORT_TO = (
+    "please report it (the command and the output of the same command with --debug) on the "
+    "issue tracker of the superpoint_ros repository"
+)
+# Exit status by kind of failure (argparse's usage errors are 2).
+EXIT = {
+    "ok": 0,
+    "input": 1,  # something the user can fix: a file, an option, a model, a missing backend
+    "usage": 2,  # the command line itself (argparse)
+    "system": 3,  # the machine: permission denied, disk full, out of memory
+    "bug": 4,  # anything else: a bug of this project
+    "interrupted": 130,  # Ctrl-C
+}
 
 
 def _subcommand_modules():
@@ -34,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="SuperPoint: extract, export, benchmark, train and evaluate.",
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"print the traceback of an unexpected error (or {DEBUG_ENV}=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in _subcommand_modules():
@@ -49,21 +74,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; every failure is one line on stderr and an :data:`EXIT` status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])  # valid anywhere
+    name = f"{PROG} {args.command}"
+
+    def fail(kind: str, text: str) -> int:
+        if debug:
+            traceback.print_exc()
+        print(f"{name}: {text}", file=sys.stderr)
+        return EXIT[kind]
+
     try:
         return int(args._run(args) or 0)
     except SuperPointError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    except FileNotFoundError as exc:
-        print(f"{PROG}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
-              file=sys.stderr)
-        return 1
+        return fail("input", f"error: {_one_line(exc)}")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        return fail("input", f"error: {exc.strerror or _one_line(exc)}{where}")
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        return fail("interrupted", "interrupted")
+    except MemoryError:
+        return fail("system", "error: out of memory (try smaller images or --resize)")
+    except OSError as exc:  # permissions, a full disk, a device error: the machine, not the input
+        where = f": {exc.filename}" if exc.filename else ""
+        return fail("system", f"error: {exc.strerror or _one_line(exc)}{where}")
+    except Exception as exc:  # the last line of defence: a bug
+        hint = "" if debug else "; run it again with --debug for the traceback"
+        return fail(
+            "bug",
+            f"internal error: {type(exc).__name__}: {_one_line(exc)[:300]}; this is a bug, "
+            f"{REPORT_TO}{hint}",
+        )
 
 
 if __name__ == "__main__":

@@ -49,6 +49,11 @@ def sequence_kind(name: str) -> str:
     return VIEWPOINT
 
 
+# Largest condition number of a ground-truth homography: HPatches and Oxford files stay below
+# 2e6; a rank-deficient matrix written out in full is above 1e15.
+MAX_CONDITION = 1e10
+
+
 def load_homography(path: str | Path) -> np.ndarray:
     """The 3x3 float64 homography of a ground-truth file (9 whitespace-separated numbers,
     row-major), exactly as written (see :func:`read_homography` for the normalised one)."""
@@ -60,7 +65,15 @@ def load_homography(path: str | Path) -> np.ndarray:
         raise InputError(f"{path}: expected 9 numbers for a 3x3 homography, got {values.size}")
     if not np.all(np.isfinite(values)):
         raise InputError(f"{path}: the homography has non-finite values")
-    return values.reshape(3, 3)
+    H = values.reshape(3, 3)
+    singular = np.linalg.svd(H, compute_uv=False)
+    rank = int(np.sum(singular > singular[0] / MAX_CONDITION))
+    if rank < 3:
+        raise InputError(
+            f"{path}: degenerate homography, singular (rank {rank}): it maps the image onto a "
+            "line or a point and has no inverse"
+        )
+    return H
 
 
 def normalise_homography(H: np.ndarray, source: str | Path = "homography") -> np.ndarray:

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from superpoint_ros.errors import InputError
+from superpoint_ros import image_io
 from superpoint_ros.geometry import Size, rescale_homography
 from superpoint_training.data.sequences import (
     ILLUMINATION,
@@ -60,21 +60,20 @@ INTERPOLATIONS = {
 
 
 def read_image(path: str | Path, grayscale: bool = True) -> np.ndarray:
-    """uint8 ``[h, w]`` (``grayscale``) or ``[h, w, 3]`` BGR, read with OpenCV.
+    """uint8 ``[h, w]`` (``grayscale``) or ``[h, w, 3]`` BGR, read with the project's one image
+    reader (:mod:`superpoint_ros.image_io`: header size checked first, damaged files refused
+    with :class:`~superpoint_ros.errors.InputError`).
 
-    Files are decoded as they are (``IMREAD_ANYCOLOR``: grey files stay one channel, colour
-    ones come as 8-bit BGR, alpha dropped) and colour is made grey with
-    ``cv2.cvtColor(BGR2GRAY)``: the conversion the node's front-end and the bench node apply to
-    colour frames, so offline and on-robot evaluation see the same grey pixels. (Decoding
-    straight to grey, ``IMREAD_GRAYSCALE``, rounds differently on some pixels: by one grey
-    level, and per format.)
+    Files are decoded as they are (grey files stay one channel, colour ones come as BGR, alpha
+    dropped, 16 bits >> 8) and colour is made grey with ``cv2.cvtColor(BGR2GRAY)``: the
+    conversion the node's front-end and the bench node apply to colour frames, so offline and
+    on-robot evaluation see the same grey pixels. (Decoding straight to grey,
+    ``IMREAD_GRAYSCALE``, rounds differently on some pixels: by one grey level, and per format.)
     """
-    image = cv2.imread(str(path), cv2.IMREAD_ANYCOLOR)
-    if image is None:
-        raise InputError(f"{path}: cannot read image (missing, empty or unsupported format)")
-    if image.ndim == 2:
-        return image if grayscale else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if grayscale else image
+    if grayscale:
+        return image_io.read_gray(path)
+    image = image_io.read_image(path)
+    return image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
 
 
 def stretch(image: np.ndarray, size: Size | None, interpolation: str = "area") -> np.ndarray:

@@ -18,6 +18,7 @@ import os
 import re
 import tarfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -235,6 +236,17 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, progress: 
     return sorted({PurePosixPath(m.name).parts[0] for m in members if m.name not in ("", ".")})
 
 
+URL_SCHEMES = ("http", "https")
+
+
+def check_url(url: str) -> None:
+    """Refuse a URL that cannot be downloaded (no http/https scheme or no host): one line,
+    before any file is created."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in URL_SCHEMES or not parts.netloc:
+        raise ConfigError(f"cannot download {url!r}: not an http:// or https:// URL with a host")
+
+
 def download_dataset(
     name: str,
     dest: str | os.PathLike,
@@ -251,6 +263,7 @@ def download_dataset(
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(sorted(DATASETS))}")
     src = DATASETS[name]
+    check_url(url or src.url)  # before anything is created
     dest = Path(dest)
     folder = dest / src.folder
     marker = dest / f".{name}.complete"

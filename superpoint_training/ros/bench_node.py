@@ -264,7 +264,7 @@ class BenchNode(Node):
 
         cfg, p = self.config, self.config.protocol
         log = self.get_logger()
-        topics = bag_topics(cfg.bag)  # fails early and clearly on a missing/bad bag
+        topics = bag_topics(cfg.bag, warn=log.warning)  # fails early on a missing/bad bag
         total = topics.get(cfg.image_topic, ("", 0))[1]
         self.wait_for_node()
         node = self.node_parameters()
