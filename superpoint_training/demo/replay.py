@@ -37,6 +37,7 @@ from .recording import Recording
 
 NAMESPACE = "/superpoint_demo"
 WARMUP_FRAME_ID = "superpoint_demo_warmup"  # another frame id: the node restarts its tracks
+WARMUP_STAMP = 0  # the bag's stamps start later (write_image_bag's start time)
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,10 @@ class Player:
     def _on_answer(self, topic: str, raw: bytes) -> None:
         arrival = time.time_ns()
         stamp = deserialize_message(raw, PointCloud2).header.stamp
-        self.answered[topic].add(stamp.sec * 1_000_000_000 + stamp.nanosec)
-        self.recording.messages.append((topic, arrival, bytes(raw)))
+        stamp_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
+        self.answered[topic].add(stamp_ns)
+        if stamp_ns != WARMUP_STAMP:  # the warm-up frame is not part of the run
+            self.recording.messages.append((topic, arrival, bytes(raw)))
 
     def spin_for(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -148,7 +151,9 @@ def replay(
     if len(frames) < 2:
         raise InputError(f"bag {bag} holds {len(frames)} frame(s); the demo needs at least 2")
     messages = [_message(f.image, f.encoding, f.frame_id, f.stamp_ns) for f in frames]
-    warmup = _message(frames[0].image, frames[0].encoding, WARMUP_FRAME_ID, 0)
+    if frames[0].stamp_ns <= WARMUP_STAMP:
+        raise InputError(f"bag {bag}: the first frame is stamped 0; the demo needs later stamps")
+    warmup = _message(frames[0].image, frames[0].encoding, WARMUP_FRAME_ID, WARMUP_STAMP)
     context = rclpy.Context()
     try:
         rclpy.init(context=context)
@@ -194,15 +199,14 @@ def _run(player: Player, messages, warmup, frames, run_dir: Path, config: Replay
         player.spin_for(0.5)  # let both ends of every topic match
         features = player.answered[player.features_topic]
         end = time.monotonic() + config.answer_timeout
-        while 0 not in features:  # the warm-up frame: first inference at this size
+        while WARMUP_STAMP not in features:  # the warm-up frame: first inference at this size
             if time.monotonic() > end or not proc.alive():
                 raise SuperPointError(
                     f"superpoint_node does not answer on {player.features_topic} (log: {log})"
                 )
             player.publisher.publish(warmup)
-            player.spin_until(lambda: 0 in features, 2.0)
+            player.spin_until(lambda: WARMUP_STAMP in features, 2.0)
         startup_s = time.monotonic() - t0
-        player.recording.messages.clear()  # the warm-up answer is not part of the run
         offsets = [(f.stamp_ns - frames[0].stamp_ns) / 1e9 for f in frames]
         say(f"replaying {len(messages)} frames at {(len(frames) - 1) / offsets[-1]:.1f} Hz "
             f"into {config.namespace}/{NODE_NAME}")  # fmt: skip
