@@ -17,8 +17,9 @@ from superpoint_ros.model.weights import checkpoint_dict, load_weights, save_che
 from superpoint_training.cli.main import main
 from superpoint_training.config import load_config
 from superpoint_training.data.augment import round_keypoints
+from superpoint_training.data.images import resize_image
 from superpoint_training.data.pairs import PairDataset, render_pairs, split_names
-from superpoint_training.labels.export import ExportConfig, export_labels, resize_image
+from superpoint_training.labels.export import ExportConfig, export_labels
 from superpoint_training.labels.store import LabelStore
 from superpoint_training.training.superpoint import (
     SuperPointTrainConfig,
@@ -188,7 +189,7 @@ def losses_logged(run_dir: Path) -> list[float]:
 @pytest.mark.parametrize(
     "loss,backbone",
     [("dense", "vgg"), ("dense_normalized", "vgg"), ("sparse", "vgg"), ("triplet", "vgg"),
-     ("dense", "vgg_bn"), ("dense", "mobile"), ("sparse", "mobile"),
+     ("infonce", "vgg"), ("dense", "vgg_bn"), ("dense", "mobile"), ("sparse", "mobile"),
      ("triplet", "mobile")],
 )  # fmt: skip
 def test_tiny_run_lowers_the_loss(data, tmp_path, loss, backbone):
@@ -317,3 +318,107 @@ def test_shipped_configs_load(name):
         SuperPointNet(conf.model)  # the configured network builds
     else:
         assert conf.adaptation.num_homographies == 100 and tuple(conf.image_size) == (240, 320)
+
+
+def test_random_crops_move_the_labels_with_the_window(data):
+    conf = pairs_conf(data, **{"data.crop_size": [16, 24]})
+    store = LabelStore(data / "labels.h5")
+    ds = PairDataset(conf.data, store.names, seed=3, length=12)
+    item = ds[4]
+    assert item["image0"].shape == (1, 16, 24) and item["keypoint_map0"].shape == (16, 24)
+    assert item["valid0"].shape == (16, 24) and item["valid1"].shape == (16, 24)
+    full = PairDataset(pairs_conf(data).data, store.names, seed=3, length=12, photometric=False)
+    crop = PairDataset(conf.data, store.names, seed=3, length=12, photometric=False)
+    # the crop is a window of the full image: find it and check the labels moved with it
+    big, small = full.load(store.names[full.image_index(4)]), crop.raw(4)["image0"] * 255.0
+    hits = [
+        (y, x) for y in range(32 - 16 + 1) for x in range(48 - 24 + 1)
+        if np.array_equal(big[y : y + 16, x : x + 24].astype(np.float32), small)
+    ]  # fmt: skip
+    assert len(hits) >= 1
+    y0, x0 = hits[0]
+    pts, _ = store.points(store.index(store.names[full.image_index(4)]))
+    inside = (pts[:, 0] >= x0 - 0.5) & (pts[:, 0] < x0 + 23.5)
+    inside &= (pts[:, 1] >= y0 - 0.5) & (pts[:, 1] < y0 + 15.5)
+    assert np.allclose(np.sort(crop.raw(4)["keypoints0"], 0), np.sort(pts[inside] - [x0, y0], 0))
+    with pytest.raises(Exception, match="crop_size"):
+        PairDataset(pairs_conf(data, **{"data.crop_size": [12, 24]}).data, store.names, 3, 4)
+
+
+def test_cli_trains_on_several_image_folders(data, tmp_path, capsys):
+    """Labels from two folders (names prefixed by each folder's name), a .txt list, then a
+    SuperPoint run given the same sources with repeated --images, with the InfoNCE loss, bf16
+    and random crops."""
+    a, b = tmp_path / "photos_a", tmp_path / "photos_b"
+    a.mkdir(), b.mkdir()
+    for i, src in enumerate(sorted((data / "images").glob("im*.png"))):
+        (a if i < 3 else b).joinpath(src.name).write_bytes(src.read_bytes())
+    (tmp_path / "more.txt").write_text("# extra\n" + str(data / "images" / "sub" / "im5.png"))
+    labels = tmp_path / "labels.h5"
+    rc = main([
+        "export-labels", "--weights", str(data / "magicpoint.pt"), "--images", str(a),
+        "--images", str(b), "--images", str(tmp_path / "more.txt"), "-o", str(labels),
+        "--num-homographies", "3", f"image_size={SIZE}", "num_workers=0", "progress=false",
+        "adaptation.detection_threshold=0.01", "--precision", "bf16",
+    ])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    store = LabelStore(labels)
+    assert store.names[:2] == ["photos_a/im0.png", "photos_a/im1.png"]
+    assert "photos_b/im3.png" in store.names and any(
+        n.endswith("sub/im5.png") for n in store.names
+    )
+    store.close()
+    run = tmp_path / "run"
+    rc = main([
+        "train", "superpoint", "--images", str(a), "--images", str(b), "--images",
+        str(tmp_path / "more.txt"), "--labels", str(labels), "--loss", "infonce",
+        "--output", str(run), "--steps", "3", "--batch-size", "2", "--device", "cpu",
+        "train.precision=bf16", "data.crop_size=[16, 24]", "train.num_workers=0",
+        "train.progress=false", "train.tensorboard=false", "model.descriptor_dim=16",
+        "data.val_fraction=0.2", "eval.max_pairs=2", *TINY,
+    ])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    assert (run / "checkpoint_last.pt").is_file()
+    # an image missing from the sources is named
+    rc = main([
+        "train", "superpoint", "--images", str(a), "--labels", str(labels), "--output",
+        str(tmp_path / "run2"), "--steps", "1", "--device", "cpu", "train.num_workers=0", *TINY,
+    ])  # fmt: skip
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "not under --images" in err and "photos_b/im3.png" in err
+
+
+def test_bf16_run_lowers_the_loss_resumes_exactly_and_keeps_float32_weights(data, tmp_path):
+    extra = {"train.precision": "bf16", "train.channels_last": "true"}
+    full = train_superpoint(
+        run_conf(data, "infonce", steps=4, **extra, **{"data.crop_size": "[16, 24]"}),
+        tmp_path / "full",
+    )
+    train_superpoint(
+        run_conf(data, "infonce", steps=2, **extra, **{"data.crop_size": "[16, 24]"}),
+        tmp_path / "cut",
+    )
+    resumed = train_superpoint(
+        run_conf(data, "infonce", steps=4, **extra, **{"data.crop_size": "[16, 24]"}),
+        tmp_path / "cut",
+        resume=True,
+    )
+    a = torch.load(full, map_location="cpu", weights_only=True)["model"]
+    b = torch.load(resumed, map_location="cpu", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(v.dtype in (torch.float32, torch.int64) for v in a.values())
+    conf = run_conf(data, "infonce", **extra, **{"train.overfit_batch": "true"})
+    train_superpoint(conf, tmp_path / "overfit")
+    losses = losses_logged(tmp_path / "overfit")
+    assert losses[-1] < 0.9 * losses[0], losses
+
+
+def test_precision_errors(data, tmp_path):
+    from superpoint_ros.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        train_superpoint(run_conf(data, **{"train.precision": "fp16"}), tmp_path / "a")
+    with pytest.raises(ConfigError, match="valid: fp32, bf16, fp16"):
+        train_superpoint(run_conf(data, **{"train.precision": "half"}), tmp_path / "b")
+    assert not (tmp_path / "a" / "checkpoint_last.pt").exists()

@@ -1,12 +1,13 @@
 """Export pseudo-labels by homographic adaptation (training step 3).
 
-  superpoint export-labels --weights MAGICPOINT --images DIR -o LABELS.h5
-      [--num-homographies N] [--batch-size B] [--device D] [--preview PNG]
+  superpoint export-labels --weights MAGICPOINT --images DIR [--images DIR2 ...] -o LABELS.h5
+      [--num-homographies N] [--batch-size B] [--device D] [--precision P] [--preview PNG]
       [--config config/train/export_labels.yaml] [key=value ...]
 
-Every image under DIR (recursively) is read as grayscale, brought to 240x320 (aspect kept,
-centre crop), and labelled with the MagicPoint detector averaged over N random homographies; the
-points of all images go into one HDF5 store. Rerunning the same command resumes a killed export.
+Every image under each DIR (recursively; or listed in a .txt file) is read as grayscale, brought
+to 240x320 (aspect kept, centre crop), and labelled with the MagicPoint detector averaged over N
+random homographies; the points of all images go into one HDF5 store. Rerunning the same
+command resumes a killed export.
 Flags are shortcuts for config keys (--num-homographies is adaptation.num_homographies);
 ``key=value`` overrides any key (e.g. adaptation.detection_threshold=0.02 rounds.num_rounds=2).
 --preview draws the labels over the first images into a PNG (alone: from an existing store).
@@ -25,7 +26,11 @@ DEFAULT_CONFIG = REPO / "config" / "train" / "export_labels.yaml"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     parser.add_argument("--weights", type=Path, help="MagicPoint (detector) weights")
-    parser.add_argument("--images", type=Path, required=True, help="folder of images")
+    parser.add_argument(
+        "--images", type=Path, required=True, action="append",
+        help="folder of images, or a .txt list of image paths; repeat to mix several sources "
+        "(names are then prefixed by each folder's name)",
+    )  # fmt: skip
     parser.add_argument("-o", "--output", type=Path, required=True, help="label store (.h5)")
     parser.add_argument(
         "--config", type=Path, default=None,
@@ -37,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=None, help="images per batch")
     parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
+    parser.add_argument(
+        "--precision", default=None,
+        help="detector inference precision: fp32 | bf16 | fp16 (CUDA) (precision; fp32)",
+    )  # fmt: skip
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument(
         "--preview", type=Path, default=None, help="draw the labels of a few images into a PNG"
@@ -63,6 +72,7 @@ def resolve_config(args: argparse.Namespace):
         ("num_homographies", "adaptation.num_homographies"),
         ("batch_size", "batch_size"),
         ("device", "device"),
+        ("precision", "precision"),
         ("limit", "limit"),
     ):
         value = getattr(args, dest)

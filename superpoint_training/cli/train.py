@@ -93,7 +93,12 @@ def stage_parser(stage) -> argparse.ArgumentParser:
         "before giving up (default 60)",
     )  # fmt: skip
     for flag, (key, help_text) in stage.flags.items():
-        p.add_argument(flag, default=None, help=f"{help_text} ({key})")
+        if flag in stage.repeatable:
+            p.add_argument(
+                flag, default=None, action="append", help=f"{help_text}; repeatable ({key})"
+            )
+        else:
+            p.add_argument(flag, default=None, help=f"{help_text} ({key})")
     return p
 
 
@@ -122,7 +127,9 @@ def resolve_config(stage, opts: argparse.Namespace):
         overrides.append(("train.sync_batchnorm", True))
     for flag, (key, _) in stage.flags.items():
         value = getattr(opts, flag.lstrip("-").replace("-", "_"))
-        if value is not None:
+        if isinstance(value, list):  # a repeatable flag: one value stays a plain string
+            overrides.append((key, value[0] if len(value) == 1 else list(value)))
+        elif value is not None:
             overrides.append(parse_override(f"{key}={value}"))
     return load_config(stage.config_cls, path, overrides)
 

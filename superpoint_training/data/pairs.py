@@ -1,7 +1,7 @@
 """Training step 4's data: image pairs made from real images and their pseudo labels.
 
 Each item is an image of the label store's set (read and brought to the store's size exactly as
-the export did: ``labels.export.prepare_image``), with its pseudo-label points, and a random
+the export did: ``data.images.prepare_image``), with its pseudo-label points, and a random
 homography of it (the paper's sampler, ``geometry.homographies``, through the augmentation
 module's ``homographic_augmentation``): image 0 is the image, image 1 the warped image, the
 labels warped with it (points leaving the image dropped), and each image gets its own photometric
@@ -16,8 +16,11 @@ augmentation (``data.augment``). Item::
 Item ``p`` of ``PairDataset`` is a pure function of ``(seed, p)``: position ``p`` reads image
 ``perm_e[p % n]`` of epoch ``e = p // n`` (a permutation drawn from ``(seed, e)``) and warps it
 with a generator seeded by ``(seed, p)``, so every step sees new warps and a resumed run sees the
-pairs the killed run would have seen. ``split_names`` holds out a fixed part of the images (by a
-hash of their names) for validation. ``render_pairs`` draws a few items to a PNG.
+pairs the killed run would have seen. With ``crop_size`` set, each pair is made from a random
+window of that size of the prepared image (its labels shifted with it, the window drawn from the
+same ``(seed, p)`` generator): smaller inputs, more pairs per second. ``split_names`` holds out
+a fixed part of the images (by a hash of their names) for validation. ``render_pairs`` draws a
+few items to a PNG.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,7 @@ from superpoint_training.data.augment import (
     keypoint_map,
     photometric_augmentation,
 )
+from superpoint_training.data.images import ImageSet, prepare_image
 from superpoint_training.geometry.homographies import coco_homography_config
 
 
@@ -76,12 +79,15 @@ def _pair_photometric() -> PhotometricConfig:
 class PairsConfig:
     """Step-4 data (``data.*``)."""
 
-    images: str = ""  # folder of the images the labels were exported from (--images)
+    images: str | tuple[str, ...] = ""  # folder(s) or .txt list(s) the labels were made from
+    # (--images, repeatable; the same sources, in the same form, as export-labels got)
     labels: str = ""  # the label store of ``superpoint export-labels`` (--labels)
     val_fraction: float = 0.05  # images held out for validation (chosen by a hash of the name)
     homographic: HomographicConfig = field(default_factory=_pair_homographies)  # image 1's warp
     photometric: PhotometricConfig = field(default_factory=_pair_photometric)  # both images
     cache_images: bool = False  # keep prepared images in memory (small sets; per worker)
+    crop_size: tuple[int, int] = (0, 0)  # (h, w) random window of each training pair, multiples
+    # of 8 (0, 0: the whole image); validation pairs always use the whole image
 
 
 def split_names(names: Sequence[str], val_fraction: float) -> tuple[list[str], list[str]]:
@@ -103,7 +109,8 @@ def split_names(names: Sequence[str], val_fraction: float) -> tuple[list[str], l
 class PairDataset(torch.utils.data.Dataset):
     """Pairs of ``names`` (images of the store ``labels``), ``length`` items (module doc).
 
-    ``photometric=False`` leaves pixel values alone (validation pairs).
+    ``photometric=False`` leaves pixel values alone, ``crop=False`` ignores ``crop_size``
+    (validation pairs: whole images, unchanged pixels).
     """
 
     def __init__(
@@ -114,6 +121,7 @@ class PairDataset(torch.utils.data.Dataset):
         length: int,
         photometric: bool = True,
         shuffle: bool = True,
+        crop: bool = True,
     ):
         from superpoint_training.labels.store import LabelStore
 
@@ -131,7 +139,22 @@ class PairDataset(torch.utils.data.Dataset):
             raise ConfigError(f"images not in {conf.labels}: {missing[:5]}")
         self.size = tuple(self.store.identity["image_size"])
         self.resize = self.store.identity["resize"]
-        self.root = Path(conf.images)
+        self.images = ImageSet.from_sources(conf.images)
+        absent = [n for n in self.names if n not in self.images.files]
+        if absent:
+            raise ConfigError(
+                f"{len(absent)} labelled images are not under --images {list(self.images.sources)}"
+                f" (first: {', '.join(absent[:3])}); give the sources export-labels was given, "
+                "in the same form"
+            )
+        self.crop = tuple(int(v) for v in conf.crop_size) if crop else (0, 0)
+        if any(self.crop):
+            ch, cw = self.crop
+            if ch <= 0 or cw <= 0 or ch % 8 or cw % 8 or ch > self.size[0] or cw > self.size[1]:
+                raise ConfigError(
+                    f"data.crop_size must be positive multiples of 8 within the labels' size "
+                    f"{self.size[0]}x{self.size[1]} (or [0, 0]), got {ch}x{cw}"
+                )
         self.seed = seed
         self.length = length
         self.photometric = photometric
@@ -153,11 +176,9 @@ class PairDataset(torch.utils.data.Dataset):
 
     def load(self, name: str) -> np.ndarray:
         """The prepared uint8 image ``[H, W]`` of ``name`` (as the export saw it)."""
-        from superpoint_training.labels.export import prepare_image
-
         image = self._cache.get(name)
         if image is None:
-            image = prepare_image(self.root / name, self.size, self.resize)
+            image = prepare_image(self.images.path(name), self.size, self.resize)
             if self.conf.cache_images:
                 self._cache[name] = image
         return image
@@ -169,6 +190,8 @@ class PairDataset(torch.utils.data.Dataset):
         image = self.load(name).astype(np.float32)
         points, _ = self.store.points(self.store.index(name))
         rng = np.random.default_rng([self.seed, p])
+        if any(self.crop):
+            image, points = random_crop(rng, image, points, self.crop)
         warped = homographic_augmentation(rng, image, points, self.conf.homographic)
         img0, img1 = image, warped["image"]
         if self.photometric:
@@ -186,17 +209,34 @@ class PairDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, p: int) -> dict[str, torch.Tensor]:
         r = self.raw(p)
-        size = self.size
+        size = r["image0"].shape[-2:]
         return {
             "image0": torch.from_numpy(np.asarray(r["image0"], np.float32))[None],
             "image1": torch.from_numpy(np.asarray(r["image1"], np.float32))[None],
             "keypoint_map0": torch.from_numpy(keypoint_map(r["keypoints0"], size)),
             "keypoint_map1": torch.from_numpy(keypoint_map(r["keypoints1"], size)),
-            "valid0": torch.ones(size, dtype=torch.float32),
+            "valid0": torch.ones(tuple(size), dtype=torch.float32),
             "valid1": torch.from_numpy(np.asarray(r["valid1"], np.float32)),
             "H_0to1": torch.from_numpy(np.asarray(r["H_0to1"], np.float32)),
             "index": torch.tensor(p, dtype=torch.int64),
         }
+
+
+def random_crop(
+    rng: np.random.Generator, image: np.ndarray, points: np.ndarray, size_hw
+) -> tuple[np.ndarray, np.ndarray]:
+    """A window of ``size_hw`` at a random position (the top-left corner uniform over the
+    positions that fit), and the ``points [N, 2]`` (x, y) that fall inside it, shifted into it
+    (a point at ``(x, y)`` lands at ``(x - x0, y - y0)``; kept when it lies within the window's
+    pixels, ``-0.5 <= x - x0 < w - 0.5``)."""
+    h, w = image.shape[:2]
+    ch, cw = int(size_hw[0]), int(size_hw[1])
+    y0 = int(rng.integers(0, h - ch + 1))
+    x0 = int(rng.integers(0, w - cw + 1))
+    pts = np.asarray(points, np.float32).reshape(-1, 2) - np.array([x0, y0], np.float32)
+    x, y = pts[:, 0], pts[:, 1]
+    keep = (x >= -0.5) & (x < cw - 0.5) & (y >= -0.5) & (y < ch - 0.5)
+    return np.ascontiguousarray(image[y0 : y0 + ch, x0 : x0 + cw]), pts[keep]
 
 
 def render_pairs(dataset: PairDataset, indices: Sequence[int]) -> np.ndarray:

@@ -38,13 +38,12 @@ import numpy as np
 from superpoint_ros.errors import ConfigError, InputError
 from superpoint_ros.model.superpoint import CELL
 
+from ..data.images import IMAGE_EXTENSIONS, RESIZE_MODES, ImageSet, prepare_image
+from ..precision import PRECISIONS, autocast, check_precision
 from .homographic_adaptation import AdaptationConfig, sample_adaptation_homographies
 from .store import LabelStore, LabelStoreWriter, summarize
 
 log = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
-RESIZE_MODES = ("crop", "stretch")
 
 
 @dataclass
@@ -75,6 +74,7 @@ class ExportConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_threads: int = 0  # torch CPU threads (0: torch's default)
     num_workers: int = 2  # image-reading worker processes (0: read in this process)
+    precision: str = "fp32"  # detector inference: fp32 | bf16 | fp16 (CUDA) (speed only)
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS  # files taken as images (case-insensitive)
     limit: int = 0  # export only the first N images of the sorted list (0: all)
     progress: bool = True  # show the tqdm progress bar
@@ -98,6 +98,8 @@ def check_config(conf: ExportConfig) -> None:
     for key in ("num_workers", "num_threads", "limit", "preview_images"):
         if getattr(conf, key) < 0:
             raise ConfigError(f"{key} must be >= 0, got {getattr(conf, key)}")
+    if conf.precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {conf.precision!r}; valid: {', '.join(PRECISIONS)}")
     if conf.rounds.num_rounds < 1:
         raise ConfigError(f"rounds.num_rounds must be >= 1, got {conf.rounds.num_rounds}")
 
@@ -106,59 +108,11 @@ def check_config(conf: ExportConfig) -> None:
 # images
 
 
-def list_images(
-    images_dir: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS
-) -> list[str]:
-    """Image paths under ``images_dir`` (recursive), relative, POSIX-style, sorted."""
-    root = Path(images_dir)
-    if not root.is_dir():
-        raise InputError(f"images folder not found: {root}")
-    exts = {e.lower() for e in extensions}
-    names = [
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.suffix.lower() in exts and p.is_file()
-    ]
-    return sorted(names)
-
-
-def resize_image(image: np.ndarray, size_hw: Sequence[int], mode: str = "crop") -> np.ndarray:
-    """Bring ``image [h, w]`` to ``size_hw``: ``stretch`` resizes to it; ``crop`` scales to
-    cover it keeping the aspect ratio, then takes the centre (the paper's COCO preprocessing).
-    Area interpolation when shrinking, linear when enlarging."""
-    th, tw = int(size_hw[0]), int(size_hw[1])
-    h, w = image.shape[:2]
-    if mode == "stretch":
-        new_h, new_w = th, tw
-    elif mode == "crop":
-        scale = max(th / h, tw / w)
-        new_h, new_w = max(th, math.ceil(h * scale - 1e-6)), max(tw, math.ceil(w * scale - 1e-6))
-    else:
-        raise ConfigError(f"unknown resize {mode!r}; valid: {', '.join(RESIZE_MODES)}")
-    if (new_h, new_w) != (h, w):
-        shrink = new_h * new_w < h * w
-        interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-        image = cv2.resize(image, (new_w, new_h), interpolation=interp)
-    y0, x0 = (new_h - th) // 2, (new_w - tw) // 2
-    return np.ascontiguousarray(image[y0 : y0 + th, x0 : x0 + tw])
-
-
-def prepare_image(path: str | os.PathLike, size_hw: Sequence[int], mode: str = "crop"):
-    """Read ``path`` as 8-bit grayscale and ``resize_image`` it; ``InputError`` if unreadable."""
-    try:
-        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    except cv2.error as exc:  # some corrupt files make the decoder raise
-        raise InputError(f"{path}: cannot decode ({str(exc).strip().splitlines()[-1]})") from None
-    if image is None or image.size == 0:
-        raise InputError(f"{path}: cannot read image (missing, empty or unsupported format)")
-    return resize_image(image, size_hw, mode)
-
-
 class _ImageFolder:
     """Map-style dataset for the DataLoader: ``(name, image uint8 [H, W] or None, error)``."""
 
-    def __init__(self, root: Path, names: Sequence[str], size_hw, mode: str):
-        self.root, self.names, self.size_hw, self.mode = root, list(names), size_hw, mode
+    def __init__(self, images: ImageSet, names: Sequence[str], size_hw, mode: str):
+        self.images, self.names, self.size_hw, self.mode = images, list(names), size_hw, mode
 
     def __len__(self) -> int:
         return len(self.names)
@@ -166,7 +120,7 @@ class _ImageFolder:
     def __getitem__(self, i: int):
         name = self.names[i]
         try:
-            return name, prepare_image(self.root / name, self.size_hw, self.mode), ""
+            return name, prepare_image(self.images.path(name), self.size_hw, self.mode), ""
         except InputError as exc:
             return name, None, str(exc)
 
@@ -215,11 +169,12 @@ def load_detector(weights: str | os.PathLike, device):
 def export_labels(
     conf: ExportConfig,
     weights: str | os.PathLike,
-    images_dir: str | os.PathLike,
+    images_dir: str | os.PathLike | Sequence[str | os.PathLike],
     output: str | os.PathLike,
     preview: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Run step 3 (all rounds, see the module doc); returns the final store's summary."""
+    """Run step 3 (all rounds, see the module doc); returns the final store's summary.
+    ``images_dir``: one folder, several, or ``.txt`` lists (``data.images.ImageSet``)."""
     check_config(conf)
     weights, output = Path(weights), Path(output)
     if not weights.is_file():
@@ -241,7 +196,7 @@ def export_labels(
 def export_round(
     conf: ExportConfig,
     weights: str | os.PathLike,
-    images_dir: str | os.PathLike,
+    images_dir: str | os.PathLike | Sequence[str | os.PathLike],
     output: str | os.PathLike,
 ) -> dict[str, Any]:
     """One export with ``weights`` into ``output`` (resuming it); returns the summary."""
@@ -252,26 +207,32 @@ def export_round(
 
     from .homographic_adaptation import adapt_and_select
 
-    root = Path(images_dir)
-    names = list_images(root, conf.extensions)
+    images = ImageSet.from_sources(images_dir, conf.extensions)
+    names = list(images.names)
     if conf.limit:
         names = names[: conf.limit]
     if not names:
-        raise InputError(f"no images ({', '.join(conf.extensions)}) under {root}")
+        raise InputError(f"no images ({', '.join(conf.extensions)}) under {images.sources}")
     device = resolve_device(conf.device)
+    check_precision(conf.precision, device)
     if conf.num_threads > 0:
         torch.set_num_threads(conf.num_threads)
     writer = LabelStoreWriter(
         output,
         store_identity(conf, file_sha256(weights)),
-        {"weights": str(weights), "images": str(root.resolve()), "device": str(device)},
+        {
+            "weights": str(weights),
+            "images": [str(Path(s).resolve()) for s in images.sources],
+            "device": str(device),
+            "precision": conf.precision,
+        },
     )
     todo = [n for n in names if not writer.is_done(n)]
     model = load_detector(weights, device)
     ada = conf.adaptation
     size = tuple(conf.image_size)
     loader = torch.utils.data.DataLoader(
-        _ImageFolder(root, todo, size, conf.resize),
+        _ImageFolder(images, todo, size, conf.resize),
         batch_size=conf.batch_size,
         num_workers=conf.num_workers if len(todo) > conf.batch_size else 0,
         collate_fn=_collate,
@@ -310,7 +271,8 @@ def export_round(
                         for n, _ in good
                     ]
                 )
-                labels = adapt_and_select(model, imgs, torch.from_numpy(homs), ada)
+                with autocast(conf.precision, device):
+                    labels = adapt_and_select(model, imgs, torch.from_numpy(homs), ada)
                 for (n, _), (pts, scs) in zip(good, labels):
                     records.append((n, pts, scs))
                     points += len(pts)
@@ -345,7 +307,7 @@ def export_round(
 def retrain_detector(
     conf: ExportConfig,
     weights: Path,
-    images_dir: str | os.PathLike,
+    images_dir: str | os.PathLike | Sequence[str | os.PathLike],
     labels: Path,
     round_index: int,
 ) -> Path:
@@ -366,7 +328,7 @@ def retrain_detector(
         *r.overrides,
         ("model.descriptor_dim", 0),
         ("train.steps", r.steps),
-        ("data.images", str(images_dir)),
+        ("data.images", _images_value(images_dir)),
         ("data.labels", str(labels)),
         ("init_weights", str(weights)),
         ("train.device", conf.device),
@@ -375,6 +337,14 @@ def retrain_detector(
     resume = (run_dir / LAST_CHECKPOINT).is_file()
     log.info("round %d: training the detector on %s into %s", round_index, labels, run_dir)
     return train_superpoint(tconf, run_dir, resume=resume)
+
+
+def _images_value(images_dir) -> str | list[str]:
+    """``data.images`` of a training config: one source as a string, several as a list."""
+    if isinstance(images_dir, (str, os.PathLike)):
+        return str(images_dir)
+    sources = [str(s) for s in images_dir]
+    return sources[0] if len(sources) == 1 else sources
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,13 +361,14 @@ def preview_image(
     from superpoint_ros.visualize import draw_keypoints
 
     store = LabelStore(store_path)
+    images = ImageSet.from_sources(images_dir)
     identity = store.identity
     size = tuple(identity["image_size"])
     tiles = []
     with store:
         for i in range(min(num_images, len(store))):
             name = store.names[i]
-            image = prepare_image(Path(images_dir) / name, size, identity["resize"])
+            image = prepare_image(images.path(name), size, identity["resize"])
             pts, _ = store.points(i)
             tile = draw_keypoints(image, pts, radius=2)
             cv2.putText(

@@ -201,7 +201,7 @@ def homographic_adaptation(
         Hs = flat_h[start : start + warp_batch]
         warped = warp_images(images[idx], Hs)
         masks = valid_masks(Hs, (h, w), valid_border_margin, device, dtype)
-        prob = detector_scores(model(warped)["logits"])[:, None]  # [M, 1, H, W]
+        prob = detector_scores(model(warped)["logits"].float())[:, None]  # [M, 1, H, W]
         # unwarp (out(p) = warped(H p)) the masked map and the mask together: one grid
         back = warp_images(torch.cat([prob * masks, masks], dim=1), torch.linalg.inv(Hs))
         numerator.index_add_(0, idx, back[:, 0])

@@ -332,4 +332,4 @@ class TripletDescriptorLoss(nn.Module):
         return loss, _scalars(loss, positive, negative)
 
 
-DESCRIPTOR_LOSSES = ("dense", "dense_normalized", "sparse", "triplet")
+DESCRIPTOR_LOSSES = ("dense", "dense_normalized", "sparse", "triplet", "infonce")  # infonce.py

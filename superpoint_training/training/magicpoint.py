@@ -172,7 +172,9 @@ def train_magicpoint(
     loss_fn = get_loss(conf.loss.name, tie_break=conf.loss.tie_break)
 
     def step_fn(model, batch: dict[str, Any], ctx: StepContext):
-        logits = model(batch["image"])["logits"]
+        with ctx.autocast():
+            logits = model(batch["image"])["logits"]
+        logits = logits.float()
         return loss_fn(logits, batch["keypoint_map"], batch.get("valid_mask"), ctx.generator)
 
     trainer = Trainer(

@@ -71,7 +71,9 @@ log = logging.getLogger(__name__)
 STAGE = "superpoint"
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = str(REPO / "config" / "train" / "superpoint.yaml")
-DESCRIPTOR_LAMBDA = {"dense": 1e-4, "dense_normalized": 1.0, "sparse": 1.0, "triplet": 1.0}
+DESCRIPTOR_LAMBDA = {
+    "dense": 1e-4, "dense_normalized": 1.0, "sparse": 1.0, "triplet": 1.0, "infonce": 1.0,
+}  # fmt: skip
 CONVENTIONS = {**DEFAULT_CONVENTIONS, "descriptor_sampling": "center"}
 
 
@@ -81,7 +83,7 @@ class SuperPointLossConfig:
 
     detector: str = "detector"  # detector loss, a name in superpoint_training.losses.LOSSES
     tie_break: str = "random"  # several labels in one cell: random | first
-    descriptor: str = "dense"  # dense | dense_normalized | sparse | triplet (--loss)
+    descriptor: str = "dense"  # dense | dense_normalized | sparse | triplet | infonce (--loss)
     descriptor_args: dict[str, Any] = field(default_factory=dict)  # that loss's keyword args
     lambda_descriptor: float | None = None  # weight of the descriptor loss (None: per loss)
 
@@ -202,8 +204,9 @@ class SuperPointValidation:
             if self.val_names:
                 n = min(e.max_pairs, len(self.val_names) * e.pairs_per_image)
                 ds = PairDataset(
-                    self.conf.data, self.val_names, e.seed, n, photometric=False, shuffle=False
-                )
+                    self.conf.data, self.val_names, e.seed, n, photometric=False, shuffle=False,
+                    crop=False,
+                )  # fmt: skip
                 self._pairs = [ds.raw(p) for p in range(n)]
         return self._pairs
 
@@ -374,7 +377,9 @@ def make_step_fn(conf: SuperPointTrainConfig) -> Callable:
 
     def step_fn(model, batch: dict[str, Any], ctx: StepContext):
         b = batch["image0"].shape[0]
-        out = model(torch.cat([batch["image0"], batch["image1"]]))
+        with ctx.autocast():  # the network in train.precision, the losses in float32
+            out = model(torch.cat([batch["image0"], batch["image1"]]))
+        out = {k: v.float() for k, v in out.items() if isinstance(v, torch.Tensor)}
         logits0, logits1 = out["logits"][:b], out["logits"][b:]
         l0, s0 = det_loss(logits0, batch["keypoint_map0"], batch["valid0"], ctx.generator)
         l1, s1 = det_loss(logits1, batch["keypoint_map1"], batch["valid1"], ctx.generator)
@@ -487,15 +492,20 @@ STAGES.add(
         config_cls=SuperPointTrainConfig,
         default_config=DEFAULT_CONFIG,
         flags={
-            "--images": ("data.images", "folder of the images the labels were made from"),
+            "--images": (
+                "data.images",
+                "folder (or .txt list) of the images the labels were made from, as given to "
+                "export-labels",
+            ),
             "--labels": ("data.labels", "label store of superpoint export-labels"),
             "--loss": (
                 "loss.descriptor",
-                "descriptor loss: dense|dense_normalized|sparse|triplet",
+                "descriptor loss: dense|dense_normalized|sparse|triplet|infonce",
             ),
             "--backbone": ("model.backbone", "encoder: vgg|vgg_bn|mobile"),
             "--init-weights": ("init_weights", "start from these weights (e.g. MagicPoint)"),
         },
+        repeatable=("--images",),
         description="step 4: SuperPoint on real images with homographic pseudo labels",
         evaluate=_evaluate_for_cli,
     ),

@@ -41,6 +41,7 @@ described above, unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -62,6 +63,8 @@ from superpoint_ros.model.weights import checkpoint_dict, save_checkpoint
 from superpoint_ros.registry import Registry
 
 from ..config import git_revision, save_run_config, to_dict
+from ..precision import autocast as precision_autocast
+from ..precision import check_precision, grad_scaler
 from . import distributed as dist_util
 
 LAST_CHECKPOINT = "checkpoint_last.pt"
@@ -103,6 +106,9 @@ class TrainerConfig:
     progress: bool = True  # show the tqdm progress bar
     tensorboard: bool = True  # write TensorBoard scalars to <run>/tensorboard
     sync_batchnorm: bool = False  # DDP on CUDA: BatchNorm statistics over the global batch
+    precision: str = "fp32"  # fp32 | bf16 (CPU with AVX-512 BF16/AMX, CUDA) | fp16 (CUDA, with
+    # a gradient scaler): the network's forward under autocast (superpoint_training.precision)
+    channels_last: bool = False  # NHWC memory format for the network and its input images
 
 
 @dataclass
@@ -117,6 +123,12 @@ class StepContext:
     writer: Any = None  # TensorBoard SummaryWriter or None
     is_main: bool = True
     final: bool = False  # the validation at the end of this invocation (steps or time limit)
+    precision: str = "fp32"  # train.precision: step_fn runs the network under autocast(...)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The context for the network's forward pass (``train.precision``); compute losses
+        outside it, from outputs cast to float32."""
+        return precision_autocast(self.precision, self.device)
 
 
 StepFn = Callable[[nn.Module, dict[str, Any], StepContext], tuple[torch.Tensor, dict[str, Any]]]
@@ -411,13 +423,17 @@ class _WorkerInit:
             self.fn(worker_id)
 
 
-def _to_device(batch: Any, device: torch.device) -> Any:
+def _to_device(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """``batch`` on ``device``; with ``channels_last``, 4-d tensors (images) in NHWC layout."""
     if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
+        batch = batch.to(device, non_blocking=True)
+        if channels_last and batch.dim() == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
     if isinstance(batch, Mapping):
-        return {k: _to_device(v, device) for k, v in batch.items()}
+        return {k: _to_device(v, device, channels_last) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
+        return type(batch)(_to_device(v, device, channels_last) for v in batch)
     return batch
 
 
@@ -463,7 +479,11 @@ class Trainer:
             self.device = dist_util.rank_device(self.conf.device, info.local_rank)
         else:
             self.device = resolve_device(self.conf.device)
+        check_precision(self.conf.precision, self.device)
         self.model.to(self.device)
+        if self.conf.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.scaler = grad_scaler(self.conf.precision, self.device)
         if self.distributed:  # before the optimizer: SyncBatchNorm replaces modules
             self.model = dist_util.wrap_model(self.model, self.device, self.conf.sync_batchnorm)
         self.optimizer = make_optimizer(self.model.parameters(), self.conf)
@@ -506,6 +526,8 @@ class Trainer:
         extra: dict[str, Any] = {}
         if rng_ranks is not None:
             extra = {"rng_ranks": list(rng_ranks), "world_size": len(rng_ranks)}
+        if self.scaler is not None:  # fp16: the loss scale, for an exact resume
+            extra["grad_scaler"] = self.scaler.state_dict()
         return checkpoint_dict(
             self.module,  # unwrap DDP
             self.conventions,
@@ -542,6 +564,8 @@ class Trainer:
         self.module.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.scaler is not None and ckpt.get("grad_scaler"):
+            self.scaler.load_state_dict(ckpt["grad_scaler"])
         self.step = int(ckpt["step"])
         if not self.distributed:
             set_rng_state(ckpt["rng"], self.generator, self.np_rng)
@@ -559,7 +583,7 @@ class Trainer:
     def _context(self, final: bool = False) -> StepContext:
         return StepContext(
             self.step, self.device, self.generator, self.np_rng, self.run_dir, self.writer,
-            self.is_main, final,
+            self.is_main, final, self.conf.precision,
         )  # fmt: skip
 
     def _batches(self) -> Iterator[Any]:
@@ -676,16 +700,24 @@ class Trainer:
         try:
             while self.step < self.conf.steps:
                 t0 = time.perf_counter()
-                batch = _to_device(next(batches), self.device)
+                batch = _to_device(next(batches), self.device, self.conf.channels_last)
                 data_time += time.perf_counter() - t0
                 loss, scalars = self.step_fn(self.model, batch, self._context())
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss is {float(loss)} at step {self.step}")
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.conf.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(self.model.parameters(), self.conf.grad_clip)
-                self.optimizer.step()
+                if self.scaler is None:
+                    loss.backward()
+                    if self.conf.grad_clip > 0:
+                        nn.utils.clip_grad_norm_(self.model.parameters(), self.conf.grad_clip)
+                    self.optimizer.step()
+                else:  # fp16: scaled loss, unscaled before clipping, step skipped on inf/nan
+                    self.scaler.scale(loss).backward()
+                    if self.conf.grad_clip > 0:
+                        self.scaler.unscale_(self.optimizer)
+                        nn.utils.clip_grad_norm_(self.model.parameters(), self.conf.grad_clip)
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
                 self.scheduler.step()
                 self.step += 1
                 sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
@@ -782,7 +814,8 @@ class Stage:
     ``{"--labels": ("data.labels", "pseudo-label store")}`` (the common flags --steps,
     --batch-size, --device, --overfit-batch exist for every stage); ``evaluate(weights, conf,
     output_dir, device) -> str`` (writes a report, returns a summary to print), if given,
-    backs ``--eval-only``.
+    backs ``--eval-only``. A flag in ``repeatable`` may be given several times; its key then
+    gets the list of values (one value stays a plain value).
     """
 
     name: str
@@ -790,6 +823,7 @@ class Stage:
     config_cls: type
     default_config: str
     flags: dict[str, tuple[str, str]] = field(default_factory=dict)
+    repeatable: tuple[str, ...] = ()  # flags that may be given several times (a list value)
     description: str = ""
     evaluate: Callable[..., str] | None = None
 
