@@ -113,3 +113,16 @@ def test_bad_arguments():
         get_loss("infonce", temperature=0.0)
     with pytest.raises(ValueError, match="num_samples"):
         get_loss("infonce", num_samples=1)
+
+
+def test_across_batch_sees_the_other_pairs_as_negatives():
+    # two pairs with the same one-hot maps: within each pair the partner is the only match
+    # (accuracy 1); across the batch the other pair holds an identical descriptor, never
+    # strictly less similar (accuracy 0) and the loss grows by about log(2)
+    d = one_hot().expand(2, -1, -1, -1).contiguous()
+    H = IDENTITY.expand(2, -1, -1)
+    kw = dict(num_samples=32, temperature=0.05, negative_radius=4.0)
+    _, alone = run(d, d.clone(), H, **kw)
+    loss, both = run(d, d.clone(), H, across_batch=True, **kw)
+    assert alone["accuracy"] == 1.0 and both["accuracy"] == 0.0
+    assert float(loss) >= math.log(2) - 1e-4

@@ -36,25 +36,27 @@ from .descriptor import sample_correspondences
 def info_nce(
     sim: torch.Tensor, allowed: torch.Tensor, temperature: float, symmetric: bool = True
 ) -> torch.Tensor:
-    """The InfoNCE loss of a similarity matrix ``sim [N, N]`` whose diagonal holds the true
-    pairs: mean over rows ``i`` of ``-log softmax_j(sim[i, j] / T)[i]``, the softmax over the
-    columns ``allowed[i, j]`` (``allowed [N, N]`` bool; rows with no allowed negative, or whose
-    diagonal is not allowed, are left out). ``symmetric``: the mean of that and the same over
-    columns. 0 (with a gradient path) when no row counts."""
-    n = sim.shape[0]
-    eye = torch.eye(n, dtype=torch.bool, device=sim.device)
+    """The InfoNCE loss of similarity matrices ``sim [N, N]`` (or a batch ``[G, N, N]``) whose
+    diagonals hold the true pairs: the mean over rows ``i`` of ``-log softmax_j(sim[i, j] /
+    T)[i]``, the softmax over the columns ``allowed[i, j]`` (bool, same shape; rows with no
+    allowed negative, or whose diagonal is not allowed, are left out). ``symmetric``: the mean
+    of that and the same over columns. 0 (with a gradient path) when no row counts."""
+    if sim.dim() == 2:
+        sim, allowed = sim[None], allowed[None]
+    g, n, _ = sim.shape
+    eye = torch.eye(n, dtype=torch.bool, device=sim.device).expand(g, -1, -1)
     logits = (sim / temperature).masked_fill(~allowed, float("-inf"))
-    target = torch.arange(n, device=sim.device)
+    target = torch.arange(n, device=sim.device).expand(g, -1)
 
     def one_way(lg: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
-        rows = (ok & eye).any(1) & ok.sum(1).gt(1)
+        rows = (ok & eye).any(-1) & ok.sum(-1).gt(1)  # [G, N]
         if not bool(rows.any()):
             return sim.sum() * 0.0
         return F.cross_entropy(lg[rows], target[rows])
 
     loss = one_way(logits, allowed)
     if symmetric:
-        loss = 0.5 * (loss + one_way(logits.t(), allowed.t()))
+        loss = 0.5 * (loss + one_way(logits.transpose(1, 2), allowed.transpose(1, 2)))
     return loss
 
 
@@ -86,29 +88,31 @@ class InfoNCEDescriptorLoss(nn.Module):
             desc0, desc1, H_0to1, valid0, valid1, self.num_samples, generator
         )
         b, k = corr["valid"].shape
-        device = desc0.device
-        a = corr["anchor"].reshape(b * k, -1).float()
-        p = corr["positive"].reshape(b * k, -1).float()
-        valid = corr["valid"].reshape(-1)
-        pair = torch.arange(b, device=device).repeat_interleave(k)
-        pts = corr["points1"].reshape(b * k, 2).float()
-        same_pair = pair[:, None] == pair[None, :]
-        near = torch.cdist(pts, pts) < self.negative_radius
-        eye = torch.eye(b * k, dtype=torch.bool, device=device)
-        allowed = (~(same_pair & near) | eye) & valid[:, None] & valid[None, :]
-        if not self.across_batch:
-            allowed = allowed & same_pair
-        sim = a @ p.t()  # [BK, BK]: anchor i (image 0) x candidate j (image 1)
+        a, p = corr["anchor"].float(), corr["positive"].float()  # [B, K, D]
+        valid, pts = corr["valid"], corr["points1"].float()  # [B, K], [B, K, 2]
+        near = torch.cdist(pts, pts) < self.negative_radius  # [B, K, K], same pair only
+        if self.across_batch:  # one group of B*K candidates; other pairs' points never "near"
+            pair = torch.arange(b, device=a.device).repeat_interleave(k)
+            same = pair[:, None] == pair[None, :]
+            blocks = torch.zeros(b * k, b * k, dtype=torch.bool, device=a.device)
+            for i in range(b):
+                blocks[i * k : (i + 1) * k, i * k : (i + 1) * k] = near[i]
+            near = (blocks & same)[None]
+            a, p, valid = a.reshape(1, b * k, -1), p.reshape(1, b * k, -1), valid.reshape(1, -1)
+        n = a.shape[1]
+        eye = torch.eye(n, dtype=torch.bool, device=a.device)[None]
+        allowed = (~near | eye) & valid[:, :, None] & valid[:, None, :]
+        sim = a @ p.transpose(1, 2)  # [G, N, N]: anchor i (image 0) x candidate j (image 1)
         loss = info_nce(sim, allowed, self.temperature, self.symmetric)
         with torch.no_grad():
-            rows = valid & allowed.sum(1).gt(1)  # an anchor with at least one negative
             negatives = sim.masked_fill(~allowed | eye, float("-inf"))
-            hardest = negatives.max(dim=1).values
-            has_neg = rows & torch.isfinite(hardest)
+            hardest = negatives.max(dim=-1).values  # [G, N]
+            has_neg = valid & torch.isfinite(hardest)
             count = has_neg.sum().clamp(min=1)
-            positive = (sim.diagonal() * has_neg).sum() / count
+            diag = sim.diagonal(dim1=1, dim2=2)
+            positive = (diag * has_neg).sum() / count
             negative = torch.where(has_neg, hardest, torch.zeros_like(hardest)).sum() / count
-            accuracy = ((sim.diagonal() > hardest) & has_neg).sum() / count
+            accuracy = ((diag > hardest) & has_neg).sum() / count
         return loss, {
             "descriptor_loss": loss.detach(),
             "positive": positive,
