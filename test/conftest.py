@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -81,3 +82,35 @@ def random_superpoint():
     """:func:`make_random_superpoint`, for fixtures of any scope: ``random_superpoint(folder,
     peaky=True, onnx=True)``."""
     return make_random_superpoint
+
+
+# console script -> module it runs, for the ament prefix below
+EXECUTABLES = {
+    "superpoint_node": "superpoint_ros.ros.superpoint_node",
+    "bench_node": "superpoint_training.ros.bench_node",
+}
+
+
+@pytest.fixture(scope="session")
+def ament_prefix(tmp_path_factory) -> Path:
+    """An install prefix laid out as ``colcon build`` makes it, for launch tests (put it on
+    ``AMENT_PREFIX_PATH``): the package in the ament index, ``share/superpoint_ros/{launch,
+    config,package.xml}`` (this checkout's files) and ``lib/superpoint_ros/<executable>``
+    (running this interpreter's modules)."""
+    prefix = tmp_path_factory.mktemp("install")
+    index = prefix / "share" / "ament_index" / "resource_index" / "packages"
+    index.mkdir(parents=True)
+    (index / "superpoint_ros").write_text("")
+    share = prefix / "share" / "superpoint_ros"
+    for folder, pattern in (("launch", "*.launch.py"), ("config", "*.yaml")):
+        (share / folder).mkdir(parents=True)
+        for f in (REPO / folder).glob(pattern):
+            shutil.copy(f, share / folder / f.name)
+    shutil.copy(REPO / "package.xml", share / "package.xml")
+    lib = prefix / "lib" / "superpoint_ros"
+    lib.mkdir(parents=True)
+    for name, module in EXECUTABLES.items():
+        exe = lib / name
+        exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m {module} "$@"\n')
+        exe.chmod(0o755)
+    return prefix

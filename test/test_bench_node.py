@@ -293,8 +293,9 @@ def test_launch_file_names_real_executables_parameters_and_files():
     assert 'glob("launch/*.launch.py")' in (REPO / "setup.py").read_text()
 
 
-def test_launch_description_builds_where_launch_ros_exists():
+def test_launch_description_builds_where_launch_ros_exists(ament_prefix, monkeypatch):
     pytest.importorskip("launch_ros", reason="launch_ros needs a sourced ROS 2")
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(ament_prefix))  # the config folder's index
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_launch", LAUNCH)

@@ -23,8 +23,6 @@ import glob
 import importlib.util
 import json
 import os
-import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -278,10 +276,6 @@ def _installed_share() -> Path | None:
 
 DOMAIN_ID = 150 + os.getpid() % 80  # one DDS domain per test run
 BENCH_LAUNCH = REPO / "launch" / "bench.launch.py"
-EXECUTABLES = {  # console script -> module it runs
-    "superpoint_node": "superpoint_ros.ros.superpoint_node",
-    "bench_node": "superpoint_training.ros.bench_node",
-}
 
 
 def _need_launch() -> None:
@@ -292,30 +286,6 @@ def _need_launch() -> None:
                 "(launch is not on PyPI)"
             )
     pytest.importorskip("rclpy", reason="rclpy is not installed (pip install '.[ros]')")
-
-
-@pytest.fixture(scope="module")
-def ament_prefix(tmp_path_factory) -> Path:
-    """An install prefix laid out as ``colcon build`` makes it: the package in the ament index,
-    ``share/superpoint_ros/{launch,config,package.xml}`` (this checkout's files) and
-    ``lib/superpoint_ros/<executable>`` (running this interpreter's modules)."""
-    prefix = tmp_path_factory.mktemp("install")
-    index = prefix / "share" / "ament_index" / "resource_index" / "packages"
-    index.mkdir(parents=True)
-    (index / PACKAGE).write_text("")
-    share = prefix / "share" / PACKAGE
-    for folder, pattern in (("launch", "*.launch.py"), ("config", "*.yaml")):
-        (share / folder).mkdir(parents=True)
-        for f in (REPO / folder).glob(pattern):
-            shutil.copy(f, share / folder / f.name)
-    shutil.copy(REPO / "package.xml", share / "package.xml")
-    lib = prefix / "lib" / PACKAGE
-    lib.mkdir(parents=True)
-    for name, module in EXECUTABLES.items():
-        exe = lib / name
-        exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m {module} "$@"\n')
-        exe.chmod(0o755)
-    return prefix
 
 
 @pytest.fixture
