@@ -16,6 +16,7 @@ from superpoint_training.demo.metrics import (
     Track,
     build_tracks,
     correct_matches,
+    epipolar_inliers,
     frame_rows,
     homography_error,
     pair_homography,
@@ -161,6 +162,17 @@ def test_homography_error_is_zero_for_exact_matches_and_nan_for_too_few():
     assert np.isnan(homography_error(pts[:3], pts[:3], H, (100, 100)))
 
 
+def test_epipolar_inliers_of_a_rectified_stereo_pair():
+    rng = np.random.default_rng(1)
+    kpts0 = rng.uniform(10, 300, (40, 2)).astype(np.float32)
+    disparity = rng.uniform(2, 30, 40).astype(np.float32)  # depth varies: a 3D scene
+    kpts1 = kpts0 - np.stack([disparity, np.zeros(40, np.float32)], axis=1)  # same rows
+    kpts1[5, 1] += 10.0  # a match 10 px off its epipolar line (the same row)
+    ok = epipolar_inliers(kpts0, kpts1)
+    assert not ok[5] and ok.sum() == 39
+    assert epipolar_inliers(kpts0[:7], kpts1[:7]).tolist() == [False] * 7  # too few for RANSAC
+
+
 def test_frame_rows_hand_computed(run):
     records, H_0to = run
     rows = frame_rows(records, H_0to, (240, 320))
@@ -169,6 +181,7 @@ def test_frame_rows_hand_computed(run):
     assert [r["matches"] for r in rows] == [None, None, 3, 2]  # frame 0 has no previous frame
     assert [r["previous"] for r in rows] == [None, None, 0, 2]
     assert [r["correct"] for r in rows] == [None, None, 2, 2]
+    assert [r["inliers"] for r in rows] == [None, None, 0, 0]  # under 8 matches: no check
     assert rows[2]["correct_ratio"] == pytest.approx(2 / 3)
     assert [r["latency_ms"] for r in rows] == pytest.approx([50, None, 150, 100])
     assert rows[3]["homography_error_px"] is not None  # 2 matches: too few for RANSAC -> nan
@@ -267,10 +280,27 @@ def test_prepare_input_from_a_folder_of_frames_has_no_ground_truth(tmp_path):
         cv2.imwrite(str(frames / f"{k:03d}.png"), _texture((48, 64), seed=k))
     got = prepare_input(tmp_path / "work", str(frames))
     assert got.H_0to is None and got.size == (48, 64) and len(got.frames) == 3
-    manifest = json.loads((tmp_path / "work" / "input" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "work" / "input_frames" / "manifest.json").read_text())
     assert manifest["ground_truth"] is False and manifest["frames"] == 3
     cv2.imwrite(str(frames / "003.png"), _texture((48, 64), seed=9))  # a new frame: remade
     assert len(prepare_input(tmp_path / "work", str(frames)).frames) == 4
+
+
+def test_each_source_keeps_its_own_input_folder(tmp_path):
+    from superpoint_training.demo.inputs import input_folder_name, load_input, prepare_input
+
+    assert input_folder_name(None) == "input_synthetic"
+    assert input_folder_name(str(tmp_path / "my frames")) == "input_my_frames"
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for k in range(2):
+            cv2.imwrite(str(tmp_path / name / f"{k}.png"), _texture((40, 48), seed=k))
+    first = prepare_input(tmp_path / "work", str(tmp_path / "a"))
+    prepare_input(tmp_path / "work", str(tmp_path / "b"))
+    assert prepare_input(tmp_path / "work", str(tmp_path / "a")).reused  # b did not evict a
+    assert load_input(first.bag.parent).frames == first.frames
+    with pytest.raises(InputError, match="missing or incomplete"):
+        load_input(tmp_path / "work" / "input_nothing")
 
 
 def test_prepare_input_errors_are_one_line(tmp_path):

@@ -97,7 +97,7 @@ def test_recording_holds_the_nodes_answers_for_the_frames_sent(first_run, model)
     summary = json.loads((out / "report" / "metrics.json").read_text())["summary"]
     assert counts[f"{NAMESPACE}/superpoint_node/features"] == summary["frames_processed"]
     assert counts[f"{NAMESPACE}/superpoint_node/matches"] == summary["frames_processed"]
-    sent = list(read_image_bag(out / "input" / "bag"))
+    sent = list(read_image_bag(out / "input_synthetic" / "bag"))
     records = read_recording(out / "run")
     assert [r.stamp_ns for r in records] == [f.stamp_ns for f in sent]
     reference = load_frontend(model, backend="onnxruntime")
@@ -116,14 +116,15 @@ def test_recording_holds_the_nodes_answers_for_the_frames_sent(first_run, model)
 @pytest.mark.ros
 def test_second_run_reuses_the_input_and_report_only_needs_no_node(first_run):
     out, args, first = first_run
-    bag_time = (out / "input" / "bag" / "metadata.yaml").stat().st_mtime_ns
+    bag_time = (out / "input_synthetic" / "bag" / "metadata.yaml").stat().st_mtime_ns
     again = _demo(*args)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "reused" in again.stdout.splitlines()[0]
-    assert (out / "input" / "bag" / "metadata.yaml").stat().st_mtime_ns == bag_time
+    assert (out / "input_synthetic" / "bag" / "metadata.yaml").stat().st_mtime_ns == bag_time
     report = _demo(*args, "--report-only")
     assert report.returncode == 0, report.stdout + report.stderr
     assert "started superpoint_node" not in report.stdout
+    assert "recorded" in report.stdout.splitlines()[0]  # the input of the recording, not remade
     table = [ln for ln in report.stdout.splitlines() if ln.startswith("  dropped")]
     assert table and table == [
         ln for ln in again.stdout.splitlines() if ln.startswith("  dropped")

@@ -14,8 +14,8 @@ Every frame is stretched to one size (the first frame's, at most ``MAX_WIDTH`` w
 would restart its tracks on a size change), the ground truth follows
 (``geometry.rescale_homography``), and the frames become a camera bag on ``IMAGE_TOPIC`` with
 the project's bag writer (``write_image_bag``), stamped at the camera rate. Everything lives in
-``<work>/input/`` with a ``manifest.json`` whose key names what made it: a second run with the
-same key reuses the folder instead of making it again.
+``<work>/input_<source>/`` (:func:`input_folder_name`) with a ``manifest.json`` whose key names
+what made it: a second run with the same key reuses the folder instead of making it again.
 """
 
 from __future__ import annotations
@@ -143,14 +143,14 @@ def prepare_input(
     photo_name: str = PHOTOS[0],
     rate: float = 10.0,
 ) -> DemoInput:
-    """Make (or reuse) ``work/input``: ``frames/NNNNNN.png``, ``ground_truth.json``, ``bag/``
-    and ``manifest.json``."""
+    """Make (or reuse) ``work/input_<source>``: ``frames/NNNNNN.png``, ``ground_truth.json``,
+    ``bag/`` and ``manifest.json``."""
     config = config or SequenceConfig()
     if not rate > 0:
         raise ConfigError(f"the camera rate must be > 0 Hz, got {rate}")
     material, desc, make = _plan(source, config, photo_name, rate)
     key = hashlib.sha256(json.dumps([FORMAT, material], default=str).encode()).hexdigest()[:16]
-    folder = work / "input"
+    folder = work / input_folder_name(source)
     manifest = folder / "manifest.json"
     if manifest.is_file():
         try:
@@ -187,6 +187,27 @@ def prepare_input(
         "ground_truth": H_0to is not None,
     }, indent=1))  # fmt: skip
     return DemoInput(desc, paths, size, H_0to, bag, rate)
+
+
+def input_folder_name(source: str | None) -> str:
+    """``input_synthetic``, or ``input_<folder name>`` for ``source``: one cache per source,
+    so switching between them does not remake the other."""
+    if source is None:
+        return "input_synthetic"
+    name = Path(source).expanduser().resolve().name or "root"
+    return "input_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def load_input(folder: Path) -> DemoInput:
+    """The finished input in ``folder`` whatever made it (``InputError`` if incomplete)."""
+    try:
+        meta = json.loads((folder / "manifest.json").read_text())
+        found = _load(folder, meta, meta["key"])
+    except (ValueError, KeyError, OSError):
+        found = None
+    if found is None:
+        raise InputError(f"the demo input {folder} is missing or incomplete; run the demo again")
+    return found
 
 
 def _load(folder: Path, meta: dict, key: str) -> DemoInput | None:

@@ -27,6 +27,7 @@ import numpy as np
 from superpoint_ros.geometry import Size, image_corners, warp_points
 
 CORRECT_PX = 3.0  # a match, a homography or a track within this many pixels is correct
+EPIPOLAR_PX = 1.0  # RANSAC threshold of the epipolar check (distance to the epipolar line)
 TRACK_LENGTHS = (5, 10, 30)  # the table counts tracks followed over at least this many frames
 
 
@@ -54,6 +55,7 @@ class Track:
     track_id: int
     frames: list[int] = field(default_factory=list)
     points: list[tuple[float, float]] = field(default_factory=list)
+    inliers: list[bool] = field(default_factory=list)  # per step: epipolar inlier of its pair
 
     @property
     def span(self) -> int:
@@ -95,18 +97,34 @@ def homography_error(
                                 axis=1).mean())  # fmt: skip
 
 
+def epipolar_inliers(
+    kpts0: np.ndarray, kpts1: np.ndarray, threshold: float = EPIPOLAR_PX
+) -> np.ndarray:
+    """``[M]`` bool: the match agrees with the fundamental matrix RANSAC fits to all of them
+    (``cv2.findFundamentalMat``, ``threshold`` px from the epipolar line): a check that needs
+    no ground truth and holds for any rigid scene. All False with fewer than 8 matches."""
+    if len(kpts0) < 8:
+        return np.zeros(len(kpts0), bool)
+    _, mask = cv2.findFundamentalMat(
+        np.asarray(kpts0, np.float32), np.asarray(kpts1, np.float32), cv2.FM_RANSAC, threshold,
+        0.999,
+    )  # fmt: skip
+    return np.zeros(len(kpts0), bool) if mask is None else mask.reshape(-1).astype(bool)
+
+
 def frame_rows(
     records: list[FrameRecord], H_0to: list[np.ndarray] | None, size: Size
 ) -> list[dict[str, Any]]:
     """One row per published frame: ``frame``, ``answered``, ``keypoints``, ``matches``,
-    ``previous`` (the frame matched against), ``correct`` and ``correct_ratio`` of the matches,
-    ``homography_error_px``, ``latency_ms`` (publish -> ``~/features``). Ground-truth fields are
-    None without ``H_0to``; match fields None for frames without a previous answered frame."""
+    ``previous`` (the frame matched against), ``inliers`` (:func:`epipolar_inliers`),
+    ``correct`` and ``correct_ratio`` of the matches, ``homography_error_px``, ``latency_ms``
+    (publish -> ``~/features``). Ground-truth fields are None without ``H_0to``; match fields
+    None for frames without a previous answered frame."""
     rows, previous = [], None
     for rec in records:
         row: dict[str, Any] = {
             "frame": rec.index, "answered": rec.answered, "keypoints": None, "matches": None,
-            "previous": None, "correct": None, "correct_ratio": None,
+            "previous": None, "inliers": None, "correct": None, "correct_ratio": None,
             "homography_error_px": None, "latency_ms": None,
         }  # fmt: skip
         if rec.answered:
@@ -115,6 +133,7 @@ def frame_rows(
             if previous is not None and rec.matches is not None:
                 m = rec.matches
                 row["matches"], row["previous"] = len(m["matches"]), previous
+                row["inliers"] = int(epipolar_inliers(m["kpts0"], m["kpts1"]).sum())
                 if H_0to is not None:
                     H = pair_homography(H_0to, previous, rec.index)
                     ok = correct_matches(m["kpts0"], m["kpts1"], H)
@@ -135,12 +154,14 @@ def build_tracks(records: list[FrameRecord]) -> dict[int, Track]:
             continue
         m = rec.matches
         if previous is not None and m is not None:
-            for tid, p0, p1 in zip(m["track_id"].tolist(), m["kpts0"], m["kpts1"]):
+            inliers = epipolar_inliers(m["kpts0"], m["kpts1"]).tolist()
+            for tid, p0, p1, ok in zip(m["track_id"].tolist(), m["kpts0"], m["kpts1"], inliers):
                 track = tracks.get(tid)
                 if track is None:
                     track = tracks[tid] = Track(tid, [previous], [(float(p0[0]), float(p0[1]))])
                 track.frames.append(rec.index)
                 track.points.append((float(p1[0]), float(p1[1])))
+                track.inliers.append(ok)
         previous = rec.index
     return tracks
 
@@ -176,6 +197,9 @@ def summarise(
         "keypoints_min": _min([r["keypoints"] for r in rows]),
         "matches_mean": _mean([r["matches"] for r in pairs]),
         "matches_min": _min([r["matches"] for r in pairs]),
+        "epipolar_inlier_ratio": _ratio(
+            [r["inliers"] for r in pairs], [r["matches"] for r in pairs]
+        ),
         "latency_ms_p50": percentile([r["latency_ms"] for r in rows], 50),
         "latency_ms_p95": percentile([r["latency_ms"] for r in rows], 95),
         "processed_fps": None,
@@ -188,8 +212,7 @@ def summarise(
         span = answered[-1].features_s - records[0].published_s
         out["processed_fps"] = len(answered) / span if span > 0 else None
     if H_0to is not None:
-        total = sum(r["matches"] for r in pairs)
-        out["correct_ratio"] = sum(r["correct"] for r in pairs) / total if total else None
+        out["correct_ratio"] = _ratio([r["correct"] for r in pairs], [r["matches"] for r in pairs])
         errors = [r["homography_error_px"] for r in pairs]
         finite = [e for e in errors if np.isfinite(e)]
         out["homography_error_px_median"] = percentile(finite, 50)
@@ -211,3 +234,8 @@ def _mean(values: list[int | None]) -> float | None:
 def _min(values: list[int | None]) -> int | None:
     v = [x for x in values if x is not None]
     return int(min(v)) if v else None
+
+
+def _ratio(parts: list[int], wholes: list[int]) -> float | None:
+    total = sum(wholes)
+    return sum(parts) / total if total else None

@@ -1,9 +1,10 @@
 """The demo's steps in order: input -> replay through the node -> recording -> metrics -> report.
 
-``<output>/input/`` is reused by a later run with the same input (see :mod:`.inputs`), and the
-node reuses its ONNX export of the model (``~/.cache/superpoint_ros``); the replay itself runs
-every time (that is the demo). ``report_only`` skips the replay and rebuilds the report from
-the last recording in ``<output>/run/``.
+``<output>/input_<source>/`` is reused by a later run with the same input (see
+:mod:`.inputs`), and the node reuses its ONNX export of the model (``~/.cache/superpoint_ros``);
+the replay itself runs every time (that is the demo). ``report_only`` skips the replay and
+rebuilds the report from the last recording in ``<output>/run/`` and the input it was made
+from.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .inputs import PHOTOS, prepare_input
+from superpoint_ros.errors import InputError
+
+from .inputs import PHOTOS, load_input, prepare_input
 from .metrics import build_tracks, frame_rows, summarise
 from .node_process import NODE_NAME
 from .recording import read_recording, write_recording
@@ -49,21 +52,23 @@ class DemoOutcome:
 def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoOutcome:
     """Run every step; ``say`` gets one line per step."""
     times: dict[str, float] = {}
-    t0 = time.perf_counter()
-    demo_input = prepare_input(options.output, options.source, options.sequence, options.photo,
-                               options.rate)  # fmt: skip
-    times["input_s"] = time.perf_counter() - t0
-    say(f"input: {demo_input.description}; "
-        f"{'reused' if demo_input.reused else 'made'} {demo_input.bag}")  # fmt: skip
     run_dir = options.output / "run"
     info_path = run_dir / "replay.json"
     if options.report_only:
         if not info_path.is_file():
-            raise FileNotFoundError(2, "no recording to report on (run the demo first)",
-                                    str(info_path))  # fmt: skip
+            raise InputError(f"no recording in {run_dir} to report on: run the demo first")
         info = json.loads(info_path.read_text())
+        demo_input = load_input(Path(info["input_folder"]))
+        say(f"input: {demo_input.description}; recorded {info['date']}")
     else:
+        t0 = time.perf_counter()
+        demo_input = prepare_input(options.output, options.source, options.sequence,
+                                   options.photo, options.rate)  # fmt: skip
+        times["input_s"] = time.perf_counter() - t0
+        say(f"input: {demo_input.description}; "
+            f"{'reused' if demo_input.reused else 'made'} {demo_input.bag}")  # fmt: skip
         run_dir.mkdir(parents=True, exist_ok=True)
+        info_path.unlink(missing_ok=True)  # a run cut short leaves no report-only to mislead
         t1 = time.perf_counter()
         result = replay(demo_input.bag, run_dir, ReplayConfig(params=dict(options.params)), say)
         times["node_start_s"] = result.startup_s
@@ -75,6 +80,7 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoOu
             "node_exit_code": result.exit_code,
             "node_log": str(result.node_log),
             "recorded_bag": str(bag),
+            "input_folder": str(demo_input.bag.parent),
             "ros_domain_id": domain_id(),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             **{k: round(v, 2) for k, v in times.items()},

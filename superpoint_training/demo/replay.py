@@ -226,6 +226,6 @@ def _run(player: Player, messages, warmup, frames, run_dir: Path, config: Replay
             player.spin_until(lambda: last in matches, 2.0)
     finally:
         exit_code = proc.stop()
-    node_line = next((ln.split("] ", 1)[-1] for ln in log.read_text(errors="replace")
+    node_line = next((ln.split("]: ", 1)[-1] for ln in log.read_text(errors="replace")
                       .splitlines() if "loaded in" in ln), "")  # fmt: skip
     return ReplayResult(player.recording, log, node_line, startup_s, exit_code)

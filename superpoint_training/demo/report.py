@@ -20,7 +20,6 @@ import cv2
 import matplotlib
 import numpy as np
 
-from superpoint_ros.ros.draw import track_colors
 from superpoint_ros.visualize import GREEN, RED, draw_matches
 
 from .metrics import (
@@ -72,35 +71,32 @@ def draw_tracks(
     H_0to: list[np.ndarray] | None, min_span: int = TRACK_LENGTHS[0],
 ) -> np.ndarray:  # fmt: skip
     """``image`` (the last processed frame, dimmed to grey) with the path of every track seen
-    in it that was followed over at least ``min_span`` frames. With ground truth each step of
-    a path is green when it follows the same scene point (within ``CORRECT_PX``), red when the
-    match jumped to another one; without, one colour per track."""
+    in it that was followed over at least ``min_span`` frames. Each step of a path is green when
+    it follows the same scene point (within ``CORRECT_PX`` of the ground truth; without ground
+    truth: an epipolar inlier of its frame pair), red when the match jumped elsewhere."""
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     out = cv2.cvtColor((gray * 0.6).astype(np.uint8), cv2.COLOR_GRAY2BGR)
     alive = [t for t in tracks.values() if t.frames[-1] == last.index and t.span >= min_span]
-    colors = track_colors(np.array([t.track_id for t in alive], np.int64))
     wrong_steps = 0
-    for track, track_color in zip(alive, colors):
+    for track in alive:
         pts = np.array(track.points, np.float32)
-        ok = np.ones(len(pts) - 1, bool)
         if H_0to is not None:
-            ok = np.array([
+            ok = [
                 correct_matches(pts[k : k + 1], pts[k + 1 : k + 2],
                                 pair_homography(H_0to, track.frames[k], track.frames[k + 1]))[0]
                 for k in range(len(pts) - 1)
-            ])  # fmt: skip
-            wrong_steps += int((~ok).sum())
+            ]  # fmt: skip
+        else:
+            ok = track.inliers
+        wrong_steps += len(ok) - int(sum(ok))
         ends = np.round(pts).astype(np.int32)
-        for k in range(len(pts) - 1):
-            color = tuple(int(v) for v in track_color) if H_0to is None else (
-                GREEN if ok[k] else RED)  # fmt: skip
-            cv2.line(out, tuple(map(int, ends[k])), tuple(map(int, ends[k + 1])), color, 1,
-                     cv2.LINE_AA)  # fmt: skip
-        cv2.circle(out, tuple(map(int, ends[-1])), 2, GREEN if H_0to is not None else
-                   tuple(int(v) for v in track_color), -1, cv2.LINE_AA)  # fmt: skip
-    text = f"frame {last.index}: {len(alive)} points followed over >= {min_span} frames"
-    if H_0to is not None:
-        text += f"; steps that jumped to another point in red ({wrong_steps})"
+        for k, good in enumerate(ok):
+            cv2.line(out, tuple(map(int, ends[k])), tuple(map(int, ends[k + 1])),
+                     GREEN if good else RED, 1, cv2.LINE_AA)  # fmt: skip
+        cv2.circle(out, tuple(map(int, ends[-1])), 2, GREEN, -1, cv2.LINE_AA)
+    check = "off the ground truth" if H_0to is not None else "epipolar outliers"
+    text = (f"frame {last.index}: {len(alive)} points followed over >= {min_span} frames; "
+            f"steps {check} in red ({wrong_steps})")  # fmt: skip
     return _caption(out, text)
 
 

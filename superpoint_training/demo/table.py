@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .metrics import CORRECT_PX, TRACK_LENGTHS
+from .metrics import CORRECT_PX, EPIPOLAR_PX, TRACK_LENGTHS
 
 
 def _num(value: float | None, fmt: str = ".0f", unit: str = "") -> str:
@@ -36,6 +36,10 @@ def summary_rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
         ]  # fmt: skip
     else:
         rows.append(("correct matches", "n/a (no ground truth for these frames)"))
+    epipolar = f"(RANSAC fundamental matrix, {EPIPOLAR_PX:g} px)"
+    rows.append(
+        ("epipolar inliers", f"{_pct(s['epipolar_inlier_ratio'])} of the matches {epipolar}")
+    )
     longer = ", ".join(f">={n}: {s[f'tracks_ge_{n}']}" for n in TRACK_LENGTHS)
     rows.append(("points followed", f"over {longer} frames (longest {s['track_length_max']}; "
                                     f"{s['tracks']} tracks)"))  # fmt: skip
