@@ -4,6 +4,8 @@ frame id and stamp is checked against what the test put on disk."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -380,3 +382,85 @@ def test_real_v_graffiti(shared_data, tmp_path):
         assert seq.name == "boat" and seq.encodings == ["mono8"] * 6
         assert np.array_equal(seq.images[5], cv2.imread(str(boat / "img6.pgm"), -1))
         assert seq.homographies[2][1, 2] == 1.3047838e02
+
+
+def _lying_copy(bag: Path, dest: Path, old: str, new: str, count: int = 1) -> Path:
+    """A copy of ``bag`` whose metadata.yaml has ``old`` replaced by ``new`` (storage intact)."""
+    shutil.copytree(bag, dest)
+    text = (dest / "metadata.yaml").read_text()
+    assert text.count(old) >= count, old
+    (dest / "metadata.yaml").write_text(text.replace(old, new, count))
+    return dest
+
+
+@pytest.mark.parametrize("source", ["tiny", "v_graffiti"])
+def test_bags_whose_metadata_lies(source, dataset, tmp_path, request):
+    """An edited or stale metadata.yaml: a topic's type changed (rosbags then yields nothing
+    for it) is refused naming the topic, its type and the expected one; a message count that
+    disagrees with the storage is counted, and the difference warned about."""
+    if source == "tiny":
+        folder = dataset[0] / "v_tiny"
+    else:
+        folder = request.getfixturevalue("shared_data") / "hpatches" / "v_graffiti"
+        if not folder.is_dir():
+            pytest.skip(f"{folder} is absent")
+    bag = tmp_path / "good"
+    write_hpatches_bag(find_sequences(folder), bag)
+    name = folder.name
+
+    image_type = _lying_copy(
+        bag,
+        tmp_path / "image_type",
+        "type: sensor_msgs/msg/Image",
+        "type: sensor_msgs/msg/CompressedImage",
+    )
+    expected = (
+        f"the image topic {IMAGE_TOPIC} has type sensor_msgs/msg/CompressedImage, "
+        "expected sensor_msgs/msg/Image"
+    )
+    with pytest.raises(InputError, match=re.escape(expected)):
+        next(read_hpatches_bag(image_type))
+    with pytest.raises(InputError, match=re.escape(expected)):
+        next(read_image_bag(image_type, topic=IMAGE_TOPIC))
+
+    h_type = _lying_copy(
+        bag, tmp_path / "h_type", "type: std_msgs/msg/Float64MultiArray",
+        "type: std_msgs/msg/Float32MultiArray",
+    )  # fmt: skip
+    with pytest.raises(
+        InputError, match="homography topic /hpatches/homography has type std_msgs"
+    ):
+        read_homographies(h_type)  # was: an empty result, no error
+    with pytest.raises(InputError, match="expected std_msgs/msg/Float64MultiArray"):
+        next(read_hpatches_bag(h_type))
+
+    count = _lying_copy(
+        bag, tmp_path / "count", "  - message_count: 6\n", "  - message_count: 60\n"
+    )
+    warnings: list[str] = []
+    assert bag_topics(count, warn=warnings.append)[IMAGE_TOPIC] == ("sensor_msgs/msg/Image", 6)
+    assert warnings == [
+        f"bag {count}: metadata.yaml says 60 messages of type sensor_msgs/msg/Image on "
+        f"{IMAGE_TOPIC}, the storage holds 6; using 6"
+    ]
+    assert [s.name for s in read_hpatches_bag(count)] == [name]  # the data itself is fine
+    assert bag_topics(bag, warn=warnings.append)[IMAGE_TOPIC][1] == 6 and len(warnings) == 1
+
+
+def test_overwrite_replaces_only_a_bag(dataset, tmp_path, capsys):
+    """--overwrite onto an ordinary file, a link or a path under a file: refused, untouched."""
+    root, _ = dataset
+    precious = tmp_path / "notes.txt"
+    precious.write_text("keep me")
+    link = tmp_path / "link"
+    link.symlink_to(precious)
+    for out, text in (
+        (precious, "is a file, not a bag folder"),
+        (link, "is a link"),
+        (precious / "bag", "is a file, not a folder"),
+    ):
+        argv = ["bag", "hpatches", str(root / "v_tiny"), "-o", str(out), "--overwrite"]
+        assert main(argv + ["--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert text in err and err.count("\n") == 1, err
+        assert precious.read_text() == "keep me" and link.is_symlink()

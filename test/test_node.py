@@ -36,7 +36,7 @@ from superpoint_ros.ros.node_config import (
     check_parameters,
     parse_node_config,
 )
-from superpoint_ros.ros.tracks import TrackIds, one_to_one
+from superpoint_ros.ros.tracks import TrackIds, one_to_one, track_break_reason
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config" / "superpoint.yaml"
@@ -162,6 +162,22 @@ def test_track_ids_reject_inconsistent_matches_and_wrap():
         t.update(3, [[0, 1], [2, 1]])
     t._next_id = 2**32 - 1  # near the uint32 end: ids wrap to 0
     assert t.update(3, [[0, 0], [1, 1]]).tolist() == [2**32 - 1, 0]
+
+
+def test_track_break_reasons_hand_computed():
+    a = ("cam", 480, 640, 5_000_000_000)
+    assert track_break_reason(a, ("cam", 480, 640, 5_000_000_000)) is None  # same stamp: fine
+    assert track_break_reason(a, ("cam", 480, 640, 6_000_000_000)) is None
+    assert track_break_reason(a, ("cam2", 480, 640, 6_000_000_000)) == (
+        "frame_id",
+        "frame_id changed from 'cam' to 'cam2'",
+    )
+    assert track_break_reason(a, ("cam", 240, 320, 6_000_000_000)) == (
+        "size",
+        "image size changed from 480x640 to 240x320",
+    )
+    kind, text = track_break_reason(a, ("cam", 480, 640, 3_500_000_000))
+    assert kind == "stamp" and text.startswith("stamp went back by 1.500 s, from 5.000 to 3.500")
 
 
 def test_one_to_one_keeps_the_closest_match_per_current_keypoint():
@@ -486,7 +502,8 @@ def test_features_and_matches_schema_headers_norms(node, client, reference):
 
 @pytest.mark.ros
 @pytest.mark.parametrize(
-    "encoding", ["mono8", "8UC1", "mono16", "bgr8", "8UC3", "rgb8", "bgra8", "rgba8", "padded"]
+    "encoding",
+    ["mono8", "8UC1", "mono16", "16UC1", "bgr8", "8UC3", "rgb8", "bgra8", "rgba8", "padded"],
 )
 def test_every_accepted_encoding(node, client, reference, encoding):
     from superpoint_ros.ros.conversions import features_from_msg, numpy_to_image
@@ -500,6 +517,7 @@ def test_every_accepted_encoding(node, client, reference, encoding):
         "8UC1": (gray, gray),
         "padded": (gray, gray),
         "mono16": (gray.astype(np.uint16) << 8, gray),  # the node keeps the high byte
+        "16UC1": (gray.astype(np.uint16) << 8, gray),  # OpenCV's name for the same data
         "bgr8": (bgr, bgr),
         "8UC3": (bgr, bgr),
         "rgb8": (bgr[..., ::-1].copy(), bgr),
@@ -554,6 +572,66 @@ def test_track_ids_persist_and_reset_on_a_new_camera(node, client):
     other = numpy_to_image(image, "mono8", client.header(frame_id="other_camera"))
     client.request(other)
     assert len(matches_from_msg(client.matches[_key(other)])["matches"]) == 0
+
+
+@pytest.mark.ros
+def test_track_resets_are_logged_with_their_reason_and_counted(node, client):
+    """A new frame_id, a size change and a stamp going backwards each break the tracks: no
+    matches, one warning per kind with the reason, and ``track_resets`` in /diagnostics."""
+    from superpoint_ros.ros.conversions import matches_from_msg, numpy_to_image
+
+    image = _natural_image()
+    client.request(numpy_to_image(image, "mono8", client.header(frame_id="reset_cam")))
+    before = int(client.fresh_diagnostics()["track_resets"])
+    same = numpy_to_image(image, "mono8", client.header(frame_id="reset_cam"))
+    client.request(same)
+    assert len(matches_from_msg(client.matches[_key(same)])["matches"]) > 0
+    smaller = numpy_to_image(image[:96, :128].copy(), "mono8", client.header("reset_cam"))
+    back = numpy_to_image(image[:96, :128].copy(), "mono8", client.header("reset_cam"))
+    back.header.stamp.sec -= 500  # 500 s before the previous frame: a restarted bag
+    other = numpy_to_image(image[:96, :128].copy(), "mono8", client.header("reset_cam2"))
+    for sent in (smaller, back, other):
+        client.request(sent)
+        assert len(matches_from_msg(client.matches[_key(sent)])["matches"]) == 0
+    values = client.fresh_diagnostics()
+    assert int(values["track_resets"]) - before == 3  # size, stamp, frame_id
+    assert values["last_track_reset"] == "frame_id changed from 'reset_cam' to 'reset_cam2'"
+    log = node.log()
+    assert "tracks reset: image size changed from 120x160 to 96x128" in log
+    assert "tracks reset: stamp went back by 499." in log
+    assert "tracks reset: frame_id changed from" in log  # per kind, one line per 5 s
+
+
+@pytest.mark.ros
+def test_a_second_publisher_on_the_image_topic_is_warned_about(node, client):
+    """Two cameras on one topic cannot be told apart by the pixels; the node warns, names the
+    publishers and says it in /diagnostics, and stops saying it when one goes away."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    other = client.rclpy.create_node("second_camera", context=client.context)
+    pub = other.create_publisher(
+        Image, "/test/image", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    )
+    try:
+        assert client.spin_until(lambda: "2 publishers on /test/image" in node.log(), TIMEOUT), (
+            node.log()
+        )
+        line = next(x for x in node.log().splitlines() if "2 publishers on /test/image" in x)
+        assert "[WARN]" in line and "/second_camera" in line and "/superpoint_node_test" in line
+        assert client.spin_until(
+            lambda: client.diagnostics[-1][2].get("input_publishers") == "2", TIMEOUT
+        )
+        status = client.diagnostics[-1][1]
+        assert status.level == DiagnosticStatus.WARN
+        assert "2 publishers on the image topic" in status.message
+    finally:
+        other.destroy_publisher(pub)
+        other.destroy_node()
+    assert client.spin_until(
+        lambda: client.diagnostics[-1][2].get("input_publishers") == "1", TIMEOUT
+    )
 
 
 def _bad_images(client):
@@ -702,6 +780,37 @@ def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _bad_compressed(client) -> dict:
+    """Compressed frames a broken camera driver or link sends: each must be skipped as bad
+    input (counted, nothing published), never published as a good frame."""
+    import struct
+
+    from sensor_msgs.msg import CompressedImage
+
+    ok, jpeg = cv2.imencode(".jpg", _natural_image((240, 320)), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    jpeg = jpeg.tobytes()
+    scrambled = bytearray(jpeg)
+    middle = len(jpeg) // 2
+    scrambled[middle : middle + 2000] = (
+        np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    )
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)  # 20000x20000, no pixels
+    huge_png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + bytes(4)
+    cases = {
+        "garbage": b"\xff\xd8 certainly not a jpeg",
+        "truncated jpeg": jpeg[: len(jpeg) // 3],
+        "2000 scrambled bytes": bytes(scrambled),
+        "20000x20000 png header": huge_png,
+    }
+    out = {}
+    for name, data in cases.items():
+        msg = CompressedImage(format="png" if "png" in name else "jpeg", header=client.header())
+        msg.data = array.array("B", data)
+        out[name] = msg
+    return out
+
+
 @pytest.mark.ros
 def test_compressed_input_and_clean_shutdown(random_onnx, client, tmp_path):
     from sensor_msgs.msg import CompressedImage
@@ -714,6 +823,7 @@ def test_compressed_input_and_clean_shutdown(random_onnx, client, tmp_path):
             max_keypoints=MAX_KP,
             use_compressed=True,
             diagnostics_period=0.25,
+            log_period=1.0,
         ),
     )
     try:
@@ -725,13 +835,21 @@ def test_compressed_input_and_clean_shutdown(random_onnx, client, tmp_path):
         features = client.request(good, compressed=True)
         _check_header(features, good)
         assert features.width > 0
-        garbage = CompressedImage(format="jpeg", header=client.header())
-        garbage.data = array.array("B", b"\xff\xd8 certainly not a jpeg")
-        client.compressed_pub.publish(garbage)
-        client.spin_for(0.5)
+        bad = _bad_compressed(client)
+        for msg in bad.values():
+            client.compressed_pub.publish(msg)
+            client.spin_for(0.3)
         again = CompressedImage(format="png", header=client.header(), data=good.data)
         client.request(again, compressed=True)
-        assert _key(garbage) not in client.features and node.alive()
+        assert node.alive()
+        assert all(_key(msg) not in client.features for msg in bad.values())
+        # (the module's node may publish /diagnostics under the same name: read this log's)
+        counted = f"bad inputs {len(bad)}, errors 0"
+        assert client.spin_until(lambda: counted in node.log(), TIMEOUT), node.log()
+        log = node.log()
+        assert "skipping a bad input frame" in log and "Traceback" not in log
+        # libjpeg's own complaint never reaches the raw stderr: only inside a [WARN] line
+        assert all("[WARN]" in x for x in log.splitlines() if "Corrupt JPEG data" in x), log
     finally:
         code = node.interrupt()
     assert code == 0, node.log()  # SIGINT: destroy_node, try_shutdown, exit 0

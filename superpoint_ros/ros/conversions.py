@@ -91,9 +91,10 @@ __all__ = [
     "raw_image_view",
 ]
 
-# Largest image accepted by default (pixels): 4096 x 4096. Guards the node against a header that
-# announces an absurd size and would stall inference; the node exposes it as a parameter.
-DEFAULT_MAX_PIXELS = 4096 * 4096
+# Largest image accepted by default (pixels): 3840 x 2160 (4K UHD). Guards the node against a
+# header that announces an absurd size, and bounds the memory one frame takes (README, "Memory");
+# the node exposes it as the max_image_pixels parameter.
+DEFAULT_MAX_PIXELS = 3840 * 2160
 
 
 # --------------------------------------------------------------------------------------------

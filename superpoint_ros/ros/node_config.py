@@ -118,8 +118,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "max_image_pixels",
-        4096 * 4096,
-        "Images with more pixels are rejected as bad input (guards against absurd headers).",
+        3840 * 2160,
+        "Images with more pixels are rejected as bad input (default 3840x2160, 4K UHD: a frame's "
+        "memory grows with its pixels, see the README's Memory section).",
         1,
         INT32_MAX,
     ),

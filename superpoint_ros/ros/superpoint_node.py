@@ -169,6 +169,7 @@ class SuperPointNode(Node):
         self._stop = threading.Event()
         self._last_report = {"dropped": 0, "bad_inputs": 0, "errors": 0, "track_resets": 0}
         self.last_track_reset = ""  # reason of the latest track reset, for /diagnostics
+        self._reset_logged: dict[str, float] = {}  # kind of reset -> monotonic time logged
         self.input_publishers = 0  # publishers on the image topic at the last check
         self.debug_pub = None
         self.matches_pub = None
@@ -311,12 +312,7 @@ class SuperPointNode(Node):
         if reason is not None:
             previous = None
             self.tracks.reset()
-            self.stats.count("track_resets")
-            self.last_track_reset = reason
-            self.get_logger().warning(
-                f"tracks reset: {reason}; no matches against the previous frame",
-                throttle_duration_sec=WARN_THROTTLE_S,
-            )
+            self._report_track_reset(*reason)
         matches = np.zeros((0, 2), np.int64)
         distances = np.zeros(0, np.float32)
         if previous is not None and descriptors.shape[1] and self.matches_pub is not None:
@@ -349,6 +345,18 @@ class SuperPointNode(Node):
             )
 
     # --------------------------------------------------------------------------- reporting
+
+    def _report_track_reset(self, kind: str, text: str) -> None:
+        """Count a track reset and log it, at most once per ``WARN_THROTTLE_S`` for each kind
+        (frame_id, size, stamp), so one kind of reset never hides another."""
+        self.stats.count("track_resets")
+        self.last_track_reset = text
+        now = time.monotonic()
+        if now - self._reset_logged.get(kind, -WARN_THROTTLE_S) >= WARN_THROTTLE_S:
+            self._reset_logged[kind] = now
+            self.get_logger().warning(
+                f"tracks reset: {text}; no matches against the previous frame"
+            )
 
     def _check_publishers(self) -> None:
         """Warn when the image topic has more than one publisher: frames of two cameras on one

@@ -34,8 +34,9 @@ def one_to_one(matches: np.ndarray, distances: np.ndarray) -> tuple[np.ndarray, 
 
 def track_break_reason(
     previous: tuple[str, int, int, int], current: tuple[str, int, int, int]
-) -> str | None:
-    """Why the current frame cannot be matched against the previous one, or ``None``.
+) -> tuple[str, str] | None:
+    """Why the current frame cannot be matched against the previous one: ``(kind, text)`` with
+    kind ``frame_id``, ``size`` or ``stamp``, or ``None`` when it can.
 
     Each frame is ``(frame_id, height, width, stamp in nanoseconds)``. Tracks break when the
     ``frame_id`` changes (another camera), the image size changes (another stream or a
@@ -43,11 +44,11 @@ def track_break_reason(
     """
     (frame0, h0, w0, t0), (frame1, h1, w1, t1) = previous, current
     if frame0 != frame1:
-        return f"frame_id changed from {frame0!r} to {frame1!r}"
+        return "frame_id", f"frame_id changed from {frame0!r} to {frame1!r}"
     if (h0, w0) != (h1, w1):
-        return f"image size changed from {h0}x{w0} to {h1}x{w1}"
+        return "size", f"image size changed from {h0}x{w0} to {h1}x{w1}"
     if t1 < t0:
-        return (
+        return "stamp", (
             f"stamp went back by {(t0 - t1) / 1e9:.3f} s, from {t0 / 1e9:.3f} to {t1 / 1e9:.3f} "
             "(a bag restarted or a clock was reset)"
         )

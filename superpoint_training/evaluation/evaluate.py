@@ -435,7 +435,6 @@ def evaluate(
 
     protocol = protocol or Protocol()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     cache = (
         out_dir / "cache" if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
     )
@@ -455,6 +454,9 @@ def evaluate(
             m = get_method(str(spec), protocol, name=name, backend=backend)
         used.add(m.name)
         resolved.append(m)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"cannot write the report into {out_dir}: it is a file, not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to be usable
     if plot_target is None:
         plot_target = protocol.targets[len(protocol.targets) // 2]
 
