@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from superpoint_ros.errors import InputError
+from superpoint_ros.frontend import default_weights
+from superpoint_ros.frontend.metadata import file_sha256
 
 from .inputs import PHOTOS, load_input, prepare_input
 from .metrics import build_tracks, frame_rows, summarise
@@ -74,7 +76,10 @@ def run_demo(options: DemoOptions, say: Callable[[str], None] = print) -> DemoOu
         times["node_start_s"] = result.startup_s
         times["node_s"] = time.perf_counter() - t1
         bag = write_recording(run_dir, result.recording)
+        model = Path(str(options.params.get("weights") or default_weights()))
         info = {
+            "model": str(model),
+            "model_sha256": file_sha256(model) if model.is_file() else "",
             "node": result.node_line,
             "node_parameters": {k: str(v) for k, v in options.params.items()} or "defaults",
             "node_exit_code": result.exit_code,

@@ -217,7 +217,14 @@ def _run(player: Player, messages, warmup, frames, run_dir: Path, config: Replay
             player.publisher.publish(msg)
         last = frames[-1].stamp_ns
         matches = player.answered[player.matches_topic]
-        if not player.spin_until(lambda: last in features, config.answer_timeout):
+
+        def last_answered() -> bool:
+            if not proc.alive():
+                raise SuperPointError(f"superpoint_node stopped during the replay: "
+                                      f"{proc.failure()} (log: {log})")  # fmt: skip
+            return last in features
+
+        if not player.spin_until(last_answered, config.answer_timeout):
             raise SuperPointError(
                 f"superpoint_node did not answer the last frame within "
                 f"{config.answer_timeout:.0f} s (log: {log})"
