@@ -20,6 +20,16 @@ from ..frontend.config import FrontendConfig
 from .base import Backend, BackendInfo
 
 
+def import_onnxruntime():
+    """``onnxruntime``, imported with its telemetry off unless the user set
+    ``ORT_DISABLE_TELEMETRY`` themselves: otherwise ONNX Runtime writes a device id under
+    ``~/.cache/Microsoft/DeveloperTools`` on import, a file this project never asked for."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime
+
+    return onnxruntime
+
+
 def read_onnx_info(session) -> BackendInfo:
     """Baked settings from an exported file's ``superpoint_ros.*`` metadata."""
     from ..frontend.metadata import read_metadata
@@ -80,9 +90,14 @@ class OnnxRuntimeBackend(Backend):
             return "ONNX Runtime is not installed (pip install 'superpoint_ros[onnx]')"
         return None
 
-    def __init__(self, onnx_path: str | os.PathLike, threads: int = 0,
-                 providers: list[str] | None = None, cpu_arena: bool = False):
-        import onnxruntime as ort
+    def __init__(
+        self,
+        onnx_path: str | os.PathLike,
+        threads: int = 0,
+        providers: list[str] | None = None,
+        cpu_arena: bool = False,
+    ):
+        ort = import_onnxruntime()
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -92,8 +107,9 @@ class OnnxRuntimeBackend(Backend):
             options.intra_op_num_threads = threads
         available = ort.get_available_providers()
         if providers is None:
-            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
-                         if p in available]
+            providers = [
+                p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available
+            ]
         try:
             self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
         except Exception as exc:  # invalid or truncated file

@@ -71,15 +71,18 @@ def _time_network(frontend, args, image, runs: int) -> list[float] | None:
     elif frontend.backend_name == "onnxruntime" and args.weights and not str(
         args.weights
     ).endswith(".onnx"):
-        import onnxruntime as ort
+        from superpoint_ros.backends.onnxruntime_backend import import_onnxruntime
+
+        ort = import_onnxruntime()
 
         from superpoint_ros.export import export_onnx
         from superpoint_ros.model.weights import load_weights
 
-        path = tempfile.mkdtemp() + "/network.onnx"
-        export_onnx(load_weights(args.weights), path, frontend.config, bare_network=True)
-        options = ort.SessionOptions()
-        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        with tempfile.TemporaryDirectory() as tmp:  # the session keeps the graph: no file left
+            path = tmp + "/network.onnx"
+            export_onnx(load_weights(args.weights), path, frontend.config, bare_network=True)
+            options = ort.SessionOptions()
+            session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         run = lambda: session.run(None, {"image": tensor})  # noqa: E731
     else:
         return None

@@ -57,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
         f"{'network only' if args.bare_network else 'front-end'}: {config.graph_key()})"
     )
     try:
-        import onnxruntime as ort
+        from superpoint_ros.backends.onnxruntime_backend import import_onnxruntime
+
+        ort = import_onnxruntime()
     except ImportError:
         print("onnxruntime not installed: skipped the check run")
         return 0
