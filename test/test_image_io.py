@@ -111,6 +111,24 @@ def test_truncated_and_scrambled_jpeg_are_refused_good_ones_decode():
         decode_image(_scrambled(good, 500))
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        [cv2.IMWRITE_JPEG_PROGRESSIVE, 1],
+        [cv2.IMWRITE_JPEG_RST_INTERVAL, 2],
+        [cv2.IMWRITE_JPEG_OPTIMIZE, 1],
+    ],  # fmt: skip
+    ids=["progressive", "restart markers", "optimised tables"],
+)
+def test_jpeg_variants_pass_the_structure_check_and_their_halves_do_not(params):
+    data = _encode(".jpg", _photo(), *params)
+    np.testing.assert_array_equal(
+        decode_image(data), cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    )
+    with pytest.raises(ImageReadError, match="truncated JPEG"):
+        decode_image(data[: len(data) // 2])
+
+
 def test_truncated_png_and_pnm_are_refused():
     png = _encode(".png", _photo())
     with pytest.raises(ImageReadError, match="truncated PNG"):
