@@ -47,7 +47,7 @@ class ReplayConfig:
     namespace: str = NAMESPACE
     params: dict[str, object] = field(default_factory=dict)
     startup_timeout: float = 180.0  # model loading; the first run also exports it to ONNX
-    answer_timeout: float = 30.0  # for the warm-up frame and for the last frame
+    answer_timeout: float = 60.0  # for the warm-up frame and the last one (a starved CPU: s)
     discovery_s: float = 1.5  # time given to DDS discovery before looking at the domain
 
 
@@ -178,7 +178,6 @@ def _run(player: Player, messages, warmup, frames, run_dir: Path, config: Replay
     log = run_dir / "node.log"
     t0 = time.monotonic()
     proc = NodeProcess(log, config.namespace, player.image_topic, config.params)
-    exit_code = None
     try:
         say(f"started superpoint_node in {config.namespace} (DDS domain {domain_id()}); "
             f"log: {log}")  # fmt: skip
@@ -229,7 +228,7 @@ def _run(player: Player, messages, warmup, frames, run_dir: Path, config: Replay
                 f"superpoint_node did not answer the last frame within "
                 f"{config.answer_timeout:.0f} s (log: {log})"
             )
-        if "match_mode" not in config.params or config.params["match_mode"] != "off":
+        if config.params.get("match_mode") != "off":
             player.spin_until(lambda: last in matches, 2.0)
     finally:
         exit_code = proc.stop()
