@@ -58,8 +58,11 @@ def add_frontend_arguments(parser: argparse.ArgumentParser, backend: bool = True
 
 
 def frontend_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The front-end settings given on the command line (absent ones are left out)."""
-    from superpoint_ros.frontend import parse_size
+    """The front-end settings given on the command line (absent ones are left out), checked
+    against their ranges here, where they are read: before any model is loaded or compared with
+    the settings baked into an .onnx (which would otherwise suggest re-exporting with an
+    impossible value)."""
+    from superpoint_ros.frontend import FrontendConfig, parse_size
 
     table = {
         "max_keypoints": args.max_keypoints,
@@ -73,6 +76,7 @@ def frontend_overrides(args: argparse.Namespace) -> dict[str, Any]:
     out = {k: v for k, v in table.items() if v is not None}
     if getattr(args, "resize", None):
         out["resize"] = parse_size(args.resize)
+    FrontendConfig().replace(**out)  # ConfigError naming the first value out of range
     return out
 
 
