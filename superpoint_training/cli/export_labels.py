@@ -2,7 +2,8 @@
 
   superpoint export-labels --weights MAGICPOINT --images DIR [--images DIR2 ...] -o LABELS.h5
       [--num-homographies N] [--batch-size B] [--device D] [--precision P] [--preview PNG]
-      [--config config/train/export_labels.yaml] [key=value ...]
+      [--config config/train/export_labels.yaml] [--nproc N] [key=value ...]
+  torchrun --nproc_per_node N [--nnodes M ...] -m superpoint_training export-labels ...
 
 Every image under each DIR (recursively; or listed in a .txt file) is read as grayscale, brought
 to 240x320 (aspect kept, centre crop), and labelled with the MagicPoint detector averaged over N
@@ -11,6 +12,10 @@ command resumes a killed export.
 Flags are shortcuts for config keys (--num-homographies is adaptation.num_homographies);
 ``key=value`` overrides any key (e.g. adaptation.detection_threshold=0.02 rounds.num_rounds=2).
 --preview draws the labels over the first images into a PNG (alone: from an existing store).
+Several processes (one per GPU, or several on the CPU): --nproc N starts them on this machine,
+torchrun starts them anywhere (then leave --nproc out); each labels its share into
+<output stem>.parts/, rank 0 merges the parts into the output. A killed export resumes with any
+number of processes.
 """
 
 from __future__ import annotations
@@ -53,6 +58,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved config and exit"
     )
+    parser.add_argument(
+        "--nproc", type=int, default=None, metavar="N",
+        help="export with N processes on this machine (one per GPU, or several on the CPU); "
+        "under torchrun leave it out",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dist-timeout-min", type=float, default=60.0, metavar="M",
+        help="several processes: how long one waits for the others (the plan, the merge) "
+        "before giving up (default 60)",
+    )  # fmt: skip
 
 
 def resolve_config(args: argparse.Namespace):
@@ -84,9 +99,14 @@ def resolve_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from superpoint_ros.errors import ConfigError
-    from superpoint_training.labels.export import export_labels, save_preview, summary_text
+    from superpoint_training.labels.export import save_preview, summary_text
+    from superpoint_training.labels.ranks import run_export
+    from superpoint_training.training.distributed import env_info
 
     conf = resolve_config(args)
+    outer = env_info()
+    if args.print_config and outer is not None and not outer.is_main:
+        return 0  # under torchrun: rank 0 prints it once
     if args.print_config:
         import yaml
 
@@ -100,7 +120,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"preview: {args.preview}")
             return 0
         raise ConfigError("--weights is required (the MagicPoint checkpoint to adapt)")
-    summary = export_labels(conf, args.weights, args.images, args.output, args.preview)
+    summary = run_export(
+        conf, args.weights, args.images, args.output, args.preview, args.nproc,
+        args.dist_timeout_min,
+    )  # fmt: skip
+    if summary is None:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     print(summary_text(summary))
     if args.preview is not None:
         print(f"preview: {args.preview}")

@@ -17,6 +17,10 @@ store (``labels.store``), committed every ``chunk_size`` images.
   starting from the current weights), export again with the retrained detector; the
   intermediate stores and runs sit beside the output (``<output stem>.round<k>.h5``,
   ``<output stem>.round<k>_detector/``).
+* Several processes (``labels.ranks``: torchrun, or ``--nproc N``): each rank labels its share
+  of the images into its own part store, rank 0 merges the parts into ``output``
+  (``labels.shards``); the merged store equals the one-process store of the same images, and a
+  killed multi-rank export resumes with any number of ranks (also one).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from superpoint_ros.model.superpoint import CELL
 from ..data.images import IMAGE_EXTENSIONS, RESIZE_MODES, ImageSet, prepare_image
 from ..precision import PRECISIONS, autocast, check_precision
 from .homographic_adaptation import AdaptationConfig, sample_adaptation_homographies
+from .shards import existing_parts, merge_parts, part_path, plan_shards, remove_parts
 from .store import LabelStore, LabelStoreWriter, summarize
 
 log = logging.getLogger(__name__)
@@ -188,9 +193,17 @@ def export_labels(
         if r < rounds:
             weights = retrain_detector(conf, weights, images_dir, out_r, r)
     if preview is not None:
-        save_preview(output, images_dir, preview, conf.preview_images)
+        if _is_main():
+            save_preview(output, images_dir, preview, conf.preview_images)
         summary["preview"] = str(preview)
     return summary
+
+
+def _is_main() -> bool:
+    """This process is rank 0 of its process group (or there is no group)."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def export_round(
@@ -199,13 +212,15 @@ def export_round(
     images_dir: str | os.PathLike | Sequence[str | os.PathLike],
     output: str | os.PathLike,
 ) -> dict[str, Any]:
-    """One export with ``weights`` into ``output`` (resuming it); returns the summary."""
+    """One export with ``weights`` into ``output`` (resuming it); returns the summary.
+
+    In one process (no ``torch.distributed`` group and no part stores left beside ``output``)
+    the labels go straight into ``output``. Under a process group (torchrun, ``--nproc``),
+    or when an earlier multi-rank export left parts, each rank labels its shard into its own
+    part and rank 0 merges them (``labels.shards``); every rank returns the summary."""
     import torch
-    from tqdm import tqdm
 
-    from superpoint_training.training.trainer import resolve_device
-
-    from .homographic_adaptation import adapt_and_select
+    from superpoint_training.training import distributed
 
     images = ImageSet.from_sources(images_dir, conf.extensions)
     names = list(images.names)
@@ -213,21 +228,91 @@ def export_round(
         names = names[: conf.limit]
     if not names:
         raise InputError(f"no images ({', '.join(conf.extensions)}) under {images.sources}")
-    device = resolve_device(conf.device)
+    info = distributed.current()
+    grouped = _grouped()
+    device = _rank_device(conf.device, info.local_rank) if grouped else _single_device(conf)
     check_precision(conf.precision, device)
     if conf.num_threads > 0:
         torch.set_num_threads(conf.num_threads)
-    writer = LabelStoreWriter(
-        output,
-        store_identity(conf, file_sha256(weights)),
-        {
-            "weights": str(weights),
-            "images": [str(Path(s).resolve()) for s in images.sources],
-            "device": str(device),
-            "precision": conf.precision,
-        },
-    )
-    todo = [n for n in names if not writer.is_done(n)]
+    identity = store_identity(conf, file_sha256(weights))
+    meta = {
+        "weights": str(weights),
+        "images": [str(Path(s).resolve()) for s in images.sources],
+        "device": str(device),
+        "precision": conf.precision,
+    }
+    if not grouped and not existing_parts(output):
+        writer = LabelStoreWriter(output, identity, meta)
+        todo = [n for n in names if not writer.is_done(n)]
+        labelled, elapsed = _label(conf, weights, images, todo, writer, device, len(names))
+        return _finish(writer, labelled, elapsed)
+
+    # sharded (module labels.shards): rank 0 plans, every rank labels its part, rank 0 merges
+    plan = plan_shards(names, output, identity, info.world_size) if info.is_main else None
+    plan = distributed.broadcast(plan)
+    mine = plan.shards[info.rank]
+    labelled, elapsed = 0, 0.0
+    if mine:
+        part_meta = {**meta, "rank": info.rank, "world_size": info.world_size}
+        writer = LabelStoreWriter(part_path(output, info.rank), identity, part_meta)
+        labelled, elapsed = _label(
+            conf, weights, images, mine, writer, device, len(mine), info if grouped else None
+        )
+    stats = distributed.gather_all((labelled, elapsed)) if grouped else [(labelled, elapsed)]
+    summary = None
+    if info.is_main:
+        writer = LabelStoreWriter(output, identity, {**meta, "world_size": info.world_size})
+        merge_parts(writer, names, max(conf.chunk_size, 4096))
+        summary = _finish(
+            writer, sum(n for n, _ in stats), max(t for _, t in stats), ranks=len(stats)
+        )
+        remove_parts(output)
+    return distributed.broadcast(summary) if grouped else summary
+
+
+def _grouped() -> bool:
+    """A ``torch.distributed`` process group is initialised (of any size, also 1)."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+def _single_device(conf: ExportConfig):
+    from superpoint_training.training.trainer import resolve_device
+
+    return resolve_device(conf.device)
+
+
+def _rank_device(device: str, local_rank: int):
+    """The device of a rank: ``cuda:LOCAL_RANK`` for ``auto`` (with a GPU) and ``cuda``, the
+    CPU for ``cpu``; ``cuda:N`` is refused (every rank would take the same GPU)."""
+    from superpoint_training.training import distributed
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(
+            f"device={device} pins one GPU, but each export rank uses cuda:LOCAL_RANK: use "
+            "--device cuda (or auto); choose GPUs with CUDA_VISIBLE_DEVICES"
+        )
+    return distributed.rank_device(device, local_rank)
+
+
+def _label(
+    conf: ExportConfig,
+    weights: str | os.PathLike,
+    images: ImageSet,
+    todo: Sequence[str],
+    writer: LabelStoreWriter,
+    device,
+    total: int,
+    rank_info=None,
+) -> tuple[int, float]:
+    """Label the images ``todo`` into ``writer``, ``chunk_size`` images per commit; returns
+    ``(images labelled, seconds)``. The bar counts ``total`` (only rank 0's shows)."""
+    import torch
+    from tqdm import tqdm
+
+    from .homographic_adaptation import adapt_and_select
+
     model = load_detector(weights, device)
     ada = conf.adaptation
     size = tuple(conf.image_size)
@@ -237,14 +322,18 @@ def export_round(
         num_workers=conf.num_workers if len(todo) > conf.batch_size else 0,
         collate_fn=_collate,
     )
+    desc = "export-labels"
+    if rank_info is not None:
+        desc = f"export-labels rank {rank_info.rank}/{rank_info.world_size}"
+    show = conf.progress and (rank_info is None or rank_info.is_main)
     bar = tqdm(
-        total=len(names),
-        initial=len(names) - len(todo),
-        desc="export-labels",
+        total=total,
+        initial=total - len(todo),
+        desc=desc,
         unit="img",
         dynamic_ncols=True,
         mininterval=1.0,
-        disable=not conf.progress,
+        disable=not show,
     )
     records: list = []
     skipped: list = []
@@ -255,7 +344,7 @@ def export_round(
             good = [(n, img) for n, img, _ in batch if img is not None]
             for n, _, err in batch:
                 if err:
-                    if conf.progress:
+                    if show:
                         bar.write(f"skipping unreadable image: {err}")
                     else:
                         log.warning("skipping unreadable image: %s", err)
@@ -290,16 +379,24 @@ def export_round(
         raise
     finally:
         bar.close()
-    elapsed = time.perf_counter() - start
+    return labelled, time.perf_counter() - start
+
+
+def _finish(
+    writer: LabelStoreWriter, labelled: int, elapsed: float, ranks: int | None = None
+) -> dict[str, Any]:
+    """Mark ``writer``'s store complete with its summary (``ranks``: a sharded export's
+    number of ranks; ``elapsed``: the slowest rank's seconds)."""
     writer.finish()
-    store = LabelStore(output)
     summary = {
-        **summarize(store),
+        **summarize(LabelStore(writer.path)),
         "labelled_now": labelled,
         "seconds_now": round(elapsed, 2),
         "images_per_s_now": labelled / elapsed if elapsed > 0 and labelled else None,
-        "output": str(output),
+        "output": str(writer.path),
     }
+    if ranks is not None:
+        summary["ranks"] = ranks
     writer.finish(summary)
     return summary
 
@@ -314,16 +411,27 @@ def retrain_detector(
     """Train the detector (step-4 stage, ``model.descriptor_dim=0``) on ``labels``, starting
     from ``weights``, for ``rounds.steps`` steps; returns the new checkpoint. Resumes a run
     that was cut short."""
-    from superpoint_training.config import load_config
-    from superpoint_training.training.superpoint import (
-        DEFAULT_CONFIG,
-        SuperPointTrainConfig,
-        train_superpoint,
-    )
+    from superpoint_training.training.superpoint import train_superpoint
     from superpoint_training.training.trainer import LAST_CHECKPOINT
 
-    r = conf.rounds
     run_dir = labels.with_name(f"{labels.stem}_detector")
+    tconf = retrain_config(conf, weights, images_dir, labels)
+    resume = (run_dir / LAST_CHECKPOINT).is_file()
+    log.info("round %d: training the detector on %s into %s", round_index, labels, run_dir)
+    return train_superpoint(tconf, run_dir, resume=resume)
+
+
+def retrain_config(
+    conf: ExportConfig,
+    weights: str | os.PathLike,
+    images_dir: str | os.PathLike | Sequence[str | os.PathLike],
+    labels: str | os.PathLike,
+):
+    """The step-4 config of the detector training between two rounds (``rounds.*``)."""
+    from superpoint_training.config import load_config
+    from superpoint_training.training.superpoint import DEFAULT_CONFIG, SuperPointTrainConfig
+
+    r = conf.rounds
     overrides = [
         *r.overrides,
         ("model.descriptor_dim", 0),
@@ -333,10 +441,7 @@ def retrain_detector(
         ("init_weights", str(weights)),
         ("train.device", conf.device),
     ]
-    tconf = load_config(SuperPointTrainConfig, r.config or DEFAULT_CONFIG, overrides)
-    resume = (run_dir / LAST_CHECKPOINT).is_file()
-    log.info("round %d: training the detector on %s into %s", round_index, labels, run_dir)
-    return train_superpoint(tconf, run_dir, resume=resume)
+    return load_config(SuperPointTrainConfig, r.config or DEFAULT_CONFIG, overrides)
 
 
 def _images_value(images_dir) -> str | list[str]:
@@ -412,7 +517,9 @@ def summary_text(summary: dict[str, Any]) -> str:
         f"min {summary['points_per_image_min']}, max {summary['points_per_image_max']})",
     ]
     if summary.get("images_per_s_now"):
+        ranks = f" ({summary['ranks']} processes)" if summary.get("ranks", 1) > 1 else ""
         lines.append(
-            f"time: {summary['seconds_now']:.1f} s, {summary['images_per_s_now']:.3f} images/s"
+            f"time: {summary['seconds_now']:.1f} s, {summary['images_per_s_now']:.3f} "
+            f"images/s{ranks}"
         )
     return "\n".join(lines)
