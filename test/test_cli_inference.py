@@ -149,8 +149,8 @@ def test_benchmark_writes_json(workdir):
 
 def test_demo_writes_picture(workdir):
     pytest.importorskip("skimage")
-    res = run("demo", "-w", "w.pt", "-b", "onnxruntime", "-o", "demo.png", cwd=workdir)
+    res = run("demo", "--still", "-w", "w.pt", "-b", "onnxruntime", cwd=workdir)
     assert res.returncode == 0, res.stderr
     assert "mutual nearest-neighbour matches" in res.stdout
-    picture = cv2.imread(str(workdir / "demo.png"))
+    picture = cv2.imread(str(workdir / "superpoint_demo.png"))
     assert picture.shape == (480, 640 * 2 + 10, 3)
