@@ -11,7 +11,8 @@ data sits on a machine:
 * a ``.txt`` file: one image path a line (``#`` comments and blank lines skipped), relative to
   the file's folder or absolute; the name is the line as written, made POSIX-style.
 
-Sources can be mixed (folders and lists). ``prepare_image`` reads an image as 8-bit grey and
+Sources can be mixed (folders and lists). ``prepare_image`` reads an image as 8-bit grey (the
+project's one reader, ``superpoint_ros.image_io``, as the node and the evaluation read it) and
 brings it to the training size (``resize_image``: aspect kept + centre crop, the paper's COCO
 preprocessing, or a stretch): the label export and the training pairs both read through it, so
 training sees exactly the pixels the labels were made on.
@@ -29,6 +30,7 @@ import cv2
 import numpy as np
 
 from superpoint_ros.errors import ConfigError, InputError
+from superpoint_ros.image_io import read_gray
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
 RESIZE_MODES = ("crop", "stretch")
@@ -156,11 +158,7 @@ def resize_image(image: np.ndarray, size_hw: Sequence[int], mode: str = "crop") 
 
 
 def prepare_image(path: str | os.PathLike, size_hw: Sequence[int], mode: str = "crop"):
-    """Read ``path`` as 8-bit grayscale and ``resize_image`` it; ``InputError`` if unreadable."""
-    try:
-        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    except cv2.error as exc:  # some corrupt files make the decoder raise
-        raise InputError(f"{path}: cannot decode ({str(exc).strip().splitlines()[-1]})") from None
-    if image is None or image.size == 0:
-        raise InputError(f"{path}: cannot read image (missing, empty or unsupported format)")
-    return resize_image(image, size_hw, mode)
+    """Read ``path`` as 8-bit grey with the project's one image reader
+    (``superpoint_ros.image_io.read_gray``: the node's and the evaluation's pixels, truncated,
+    corrupt and oversize files refused with ``InputError``) and ``resize_image`` it."""
+    return resize_image(read_gray(path), size_hw, mode)
