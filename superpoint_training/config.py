@@ -311,10 +311,15 @@ def load_config(
     cls: type[T],
     path: str | os.PathLike | None = None,
     overrides: Iterable[str | tuple[str, Any]] = (),
+    base: Mapping[str, Any] | None = None,
 ) -> T:
-    """Resolve config class ``cls``: defaults <- YAML file ``path`` <- ``overrides``
-    (``"a.b=value"`` strings or ``(key, value)`` pairs)."""
-    tree: dict[str, Any] = {}
+    """Resolve config class ``cls``: defaults <- YAML file ``path`` (or the mapping ``base``,
+    e.g. the resolved config saved in a checkpoint) <- ``overrides`` (``"a.b=value"`` strings
+    or ``(key, value)`` pairs)."""
+    if path is not None and base is not None:
+        raise ConfigError("load_config: give a YAML path or a base mapping, not both")
+    tree: dict[str, Any] = dict(base or {})
+    tree.pop(META_KEY, None)
     if path is not None:
         tree = read_yaml(path)
         tree.pop(META_KEY, None)  # a run's config.yaml: metadata section

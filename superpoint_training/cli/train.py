@@ -51,8 +51,9 @@ def stage_parser(stage) -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.add_argument(
         "--config", type=Path, default=None,
-        help=f"stage YAML (default: {stage.default_config}; with --resume or --eval-only: "
-        "<output>/config.yaml; a run's config.yaml works anywhere)",
+        help=f"stage YAML (default: {stage.default_config}; with --resume: the config saved in "
+        "the run's checkpoint; with --eval-only: <output>/config.yaml; a run's config.yaml "
+        "works anywhere)",
     )  # fmt: skip
     p.add_argument(
         "--output", "-o", type=Path, default=None,
@@ -63,7 +64,8 @@ def stage_parser(stage) -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (train.device)")
     p.add_argument(
         "--resume", action="store_true",
-        help="continue the run in --output from its checkpoint_last.pt",
+        help="continue the run in --output from its newest checkpoint that loads, with the "
+        "settings saved in it (--steps N extends a finished run)",
     )  # fmt: skip
     p.add_argument(
         "--overfit-batch", action="store_true",
@@ -102,13 +104,14 @@ def stage_parser(stage) -> argparse.ArgumentParser:
     return p
 
 
-def resolve_config(stage, opts: argparse.Namespace):
-    """Defaults <- YAML <- key=value overrides <- flags."""
+def resolve_config(stage, opts: argparse.Namespace, base: dict | None = None):
+    """Defaults <- YAML (or ``base``: a checkpoint's resolved config) <- key=value overrides
+    <- flags."""
     from superpoint_ros.errors import ConfigError
     from superpoint_training.config import load_config, parse_override
 
     path = opts.config
-    if path is None and Path(stage.default_config).is_file():
+    if path is None and base is None and Path(stage.default_config).is_file():
         path = Path(stage.default_config)
     overrides: list = []
     for text in opts.overrides:
@@ -131,26 +134,41 @@ def resolve_config(stage, opts: argparse.Namespace):
             overrides.append((key, value[0] if len(value) == 1 else list(value)))
         elif value is not None:
             overrides.append(parse_override(f"{key}={value}"))
-    return load_config(stage.config_cls, path, overrides)
+    return load_config(stage.config_cls, path, overrides, base=base)
 
 
 def run(args: argparse.Namespace) -> int:
     from superpoint_ros.errors import ConfigError
-    from superpoint_training.training.trainer import LAST_CHECKPOINT, get_stage
+    from superpoint_training.training.distributed import env_info
+    from superpoint_training.training.trainer import (
+        LAST_CHECKPOINT,
+        completion_message,
+        find_resume_checkpoint,
+        get_stage,
+    )
 
     stage = get_stage(args.stage)
     opts = stage_parser(stage).parse_intermixed_args(args.args)
-    if opts.config is None and opts.output is not None and (opts.resume or opts.eval_only):
+    if opts.resume and opts.output is None:
+        raise ConfigError("--resume needs --output RUN_DIR (the run to continue)")
+    outer = env_info()
+    is_main = outer is None or outer.is_main
+    base = None
+    resumed_step = None
+    if opts.resume and not opts.eval_only:
+        # the run's settings come from its checkpoint itself (config.yaml is a copy for people
+        # to read; --config still wins when given, and is checked against the checkpoint)
+        point = find_resume_checkpoint(opts.output)
+        resumed_step = point.step
+        if opts.config is None:
+            base = point.checkpoint["config"]
+    elif opts.config is None and opts.output is not None and opts.eval_only:
         run_config = opts.output / "config.yaml"  # the run's own config, if it has one
         if run_config.is_file():
             opts.config = run_config
-    conf = resolve_config(stage, opts)
-    if opts.print_config or opts.eval_only:
-        from superpoint_training.training.distributed import env_info
-
-        outer = env_info()
-        if outer is not None and not outer.is_main:  # under torchrun: rank 0 does it once
-            return 0
+    conf = resolve_config(stage, opts, base)
+    if (opts.print_config or opts.eval_only) and not is_main:
+        return 0  # under torchrun: rank 0 does it once
     if opts.print_config:
         import yaml
 
@@ -168,8 +186,10 @@ def run(args: argparse.Namespace) -> int:
         device = getattr(getattr(conf, "train", None), "device", "auto")
         print(stage.evaluate(weights, conf, out_dir, device))
         return 0
-    if opts.resume and opts.output is None:
-        raise ConfigError("--resume needs --output RUN_DIR (the run to continue)")
+    if resumed_step is not None and resumed_step >= conf.train.steps:
+        if is_main:
+            print(completion_message(stage.name, opts.output, resumed_step, conf))
+        return 0
     output = opts.output
     if output is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

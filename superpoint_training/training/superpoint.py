@@ -406,21 +406,11 @@ def train_superpoint(
     """Train (or, with ``resume``, continue) SuperPoint into ``output_dir``; returns
     ``checkpoint_last.pt``. A run that already reached ``train.steps`` is left as it is."""
     check_config(conf)
-    run_dir, resolved, revision = begin_run(conf, output_dir, resume)
+    start = begin_run(conf, output_dir, resume)
+    run_dir = start.run_dir
     dataset, val_names = _datasets(conf)
     model, init_info = build_superpoint(conf)
     step_fn = make_step_fn(conf)
-    record_run(
-        run_dir,
-        conf,
-        STAGE,
-        revision,
-        resume,
-        train_images=len(dataset.names),
-        val_images=len(val_names),
-        lambda_descriptor=conf.loss.weight(),
-        **init_info,
-    )
     trainer = Trainer(
         model=model,
         dataset=dataset,
@@ -428,17 +418,28 @@ def train_superpoint(
         conf=conf.train,
         run_dir=run_dir,
         seed=conf.seed,
-        resolved_config=resolved,
+        resolved_config=start.resolved,
         stage=STAGE,
         collate_fn=collate,
         worker_init_fn=worker_init,
         shuffle=False,  # the dataset orders images itself: position p is a function of (seed, p)
         validate=SuperPointValidation(conf, run_dir, val_names),
         conventions=CONVENTIONS,
-        git_revision=revision,
+        git_revision=start.revision,
         on_step_end=list(on_step_end),
     )
-    return trainer.fit(resume=resume)
+    record_run(  # every check has passed: the run's record is written now, not before
+        run_dir,
+        conf,
+        STAGE,
+        start.revision,
+        resume,
+        train_images=len(dataset.names),
+        val_images=len(val_names),
+        lambda_descriptor=conf.loss.weight(),
+        **init_info,
+    )
+    return trainer.fit(resume=resume, resume_from=start.resume_from)
 
 
 def evaluate_superpoint(

@@ -346,6 +346,57 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return ckpt
 
 
+@dataclass
+class ResumePoint:
+    """The checkpoint a run resumes from: the newest one that loads (``checkpoint_last.pt``,
+    then the step checkpoints, newest first), and why newer ones were skipped."""
+
+    path: Path
+    checkpoint: dict[str, Any]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, one-line reason)
+
+    @property
+    def step(self) -> int:
+        return int(self.checkpoint["step"])
+
+    def notes(self) -> list[str]:
+        """One line per skipped file, saying what is resumed instead."""
+        return [
+            f"skipped {p.name}: {why}; resuming from {self.path.name} (step {self.step})"
+            for p, why in self.skipped
+        ]
+
+
+def _load_reason(exc: BaseException) -> str:
+    """Why a checkpoint did not load, in one line (torch's messages span several)."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    text = " ".join(str(exc).split())[:160] or type(exc).__name__
+    return f"cannot be read (truncated or damaged? {type(exc).__name__}: {text})"
+
+
+def find_resume_checkpoint(run_dir: str | os.PathLike) -> ResumePoint:
+    """The newest checkpoint of ``run_dir`` that loads (a disk that filled up or a copy cut
+    short leaves ``checkpoint_last.pt`` truncated while older step checkpoints are intact).
+    ``ConfigError`` in one line when there is none, or none loads."""
+    run_dir = Path(run_dir)
+    candidates = [run_dir / LAST_CHECKPOINT] + [p for _, p in step_checkpoints(run_dir)[::-1]]
+    candidates = [p for p in candidates if p.is_file()]
+    if not candidates:
+        raise ConfigError(
+            f"no checkpoint to resume from in {run_dir} (no {LAST_CHECKPOINT} or "
+            "checkpoint_step_*.pt); start it without --resume"
+        )
+    skipped: list[tuple[Path, str]] = []
+    for path in candidates:
+        try:
+            return ResumePoint(path, load_training_checkpoint(path), skipped)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file: try the next one
+            skipped.append((path, _load_reason(exc)))
+    reasons = "; ".join(f"{p.name}: {why}" for p, why in skipped)
+    raise ConfigError(f"cannot resume {run_dir}: no checkpoint loads ({reasons})")
+
+
 def step_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     """``(step, path)`` of the step checkpoints in ``run_dir``, oldest first."""
     out = []
@@ -408,9 +459,38 @@ class _StopRequests:
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def _stop_signals_blocked(spawns: bool = True) -> Iterator[None]:
+    """Block SIGINT and SIGTERM in this thread while DataLoader workers start: a child inherits
+    the mask, so a signal sent to the whole process group (Ctrl-C, ``timeout``, a batch
+    scheduler, ``kill -- -PGID``) while it starts up stays pending there until
+    :class:`_WorkerInit` ignores it, instead of killing the worker (whose death then ends the
+    trainer with a traceback and no checkpoint). Here the signal is delivered when the block
+    ends. (Python's multiprocessing resource tracker starts the same way; with ``spawns``, new
+    interpreters to start, it is started first here, as starting it unblocks both signals in
+    this thread.)"""
+    import signal
+    import threading
+    from multiprocessing import resource_tracker
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if spawns:
+        resource_tracker.ensure_running()
+    stop = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class _WorkerInit:
-    """DataLoader ``worker_init_fn``: workers ignore Ctrl-C (the terminal sends it to the whole
-    process group; the trainer decides when to stop), then run the dataset's own init."""
+    """DataLoader ``worker_init_fn``: workers ignore Ctrl-C and SIGTERM (a terminal, ``timeout``
+    or a scheduler sends them to the whole process group; the trainer decides when to stop and
+    shuts its workers down itself; a worker whose trainer died exits on its own, torch's
+    watchdog sees the parent gone), then run the dataset's own init."""
 
     def __init__(self, fn: Callable[[int], None] | None):
         self.fn = fn
@@ -418,7 +498,10 @@ class _WorkerInit:
     def __call__(self, worker_id: int) -> None:
         import signal
 
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop = {signal.SIGINT, signal.SIGTERM}
+        for sig in stop:
+            signal.signal(sig, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop)  # pending ones are now discarded
         if self.fn is not None:
             self.fn(worker_id)
 
@@ -650,22 +733,20 @@ class Trainer:
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
-    def fit(self, resume: bool = False) -> Path:
+    def fit(self, resume: bool = False, resume_from: str | os.PathLike | None = None) -> Path:
         """Train to ``conf.steps``; returns the path of ``checkpoint_last.pt``.
 
-        ``resume``: continue from ``run_dir/checkpoint_last.pt``. Without it, a run directory
+        ``resume``: continue from ``resume_from``, by default the newest checkpoint of
+        ``run_dir`` that loads (:func:`find_resume_checkpoint`). Without it, a run directory
         that already holds a checkpoint is refused (so a run is never overwritten by accident).
         """
         from tqdm import tqdm
 
         last = self.run_dir / LAST_CHECKPOINT
         if resume:
-            self.restore(last)
-        elif last.exists():
-            raise ConfigError(
-                f"{self.run_dir} already holds a run ({LAST_CHECKPOINT}); pass --resume to "
-                "continue it, or choose another --output"
-            )
+            self.restore(resume_from or find_resume_checkpoint(self.run_dir).path)
+        else:
+            refuse_existing_run(self.run_dir)
         if self.distributed:  # every rank has read the run directory before rank 0 writes
             dist_util.barrier(self.device)
         if self.is_main:
@@ -674,13 +755,23 @@ class Trainer:
             torch.set_num_threads(self.conf.num_threads)
         if self.step >= self.conf.steps:
             return last
-        batches = self._batches()  # before any thread starts (see _batches)
         stop = _StopRequests(dist_util.SIGNAL_ECHO_S if self.distributed else 0.0).__enter__()
+        try:
+            spawns = self.conf.num_workers > 0 and self.conf.worker_start != "fork"
+            with _stop_signals_blocked(spawns):  # workers are born ignoring a group's stop signals
+                batches = self._batches()  # before any thread starts (see _batches)
+        except BaseException:
+            stop.__exit__()
+            raise
         if self.is_main and self.conf.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            # purge_step drops events a killed run logged after its last checkpoint
-            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step)
+            # TensorBoard hides events at steps >= purge_step from earlier files: those a killed
+            # run logged after its last checkpoint. The checkpoint's own step keeps its points
+            # (its train/ scalars and its validation describe the model resumed from).
+            self.writer = SummaryWriter(
+                str(self.run_dir / "tensorboard"), purge_step=self.step + 1
+            )
         bar = tqdm(
             total=self.conf.steps,
             initial=self.step,
@@ -901,15 +992,67 @@ def check_resume_config(saved: Mapping[str, Any], current: Mapping[str, Any]) ->
 REPO = Path(__file__).resolve().parents[2]
 
 
-def begin_run(conf: Any, output_dir: str | os.PathLike, resume: bool) -> tuple[Path, dict, str]:
-    """A stage's start: its run directory, resolved config and git revision. On ``resume``,
-    refuses a config that would change the computation of the saved run."""
+def refuse_existing_run(run_dir: Path) -> None:
+    """A run directory that already holds a checkpoint is continued with ``--resume`` only."""
+    if (run_dir / LAST_CHECKPOINT).exists() or step_checkpoints(run_dir):
+        raise ConfigError(
+            f"{run_dir} already holds a run (checkpoints); pass --resume to continue it, or "
+            "choose another --output"
+        )
+
+
+@dataclass
+class RunStart:
+    """What :func:`begin_run` checked: where the run goes and what it resumes from."""
+
+    run_dir: Path
+    resolved: dict[str, Any]  # the resolved config, as saved in checkpoints
+    revision: str  # git revision of the code
+    resume_from: Path | None = None  # the checkpoint to resume from (resume only)
+
+
+def begin_run(conf: Any, output_dir: str | os.PathLike, resume: bool) -> RunStart:
+    """A stage's start, before anything is written: the loop's config is checked; without
+    ``resume`` a directory holding a run is refused; with it, the newest checkpoint that loads
+    is chosen (one line on stderr per newer one skipped, and why) and a config that would change
+    the computation of the saved run is refused. The stage then builds everything else that can
+    fail, and only then writes (:func:`record_run`, ``Trainer.fit``)."""
+    import sys
+
+    check_trainer_config(conf.train)
     run_dir = Path(output_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"cannot write into {run_dir}: it is a file, not a folder")
     resolved = to_dict(conf)
+    resume_from = None
     if resume:
-        saved = load_training_checkpoint(run_dir / LAST_CHECKPOINT)
-        check_resume_config(saved["config"], resolved)
-    return run_dir, resolved, git_revision(REPO)
+        point = find_resume_checkpoint(run_dir)
+        if dist_util.current().is_main:
+            for note in point.notes():
+                print(f"warning: {note}", file=sys.stderr, flush=True)
+        check_resume_config(point.checkpoint["config"], resolved)
+        resume_from = point.path
+    else:
+        refuse_existing_run(run_dir)
+    return RunStart(run_dir, resolved, git_revision(REPO), resume_from)
+
+
+def completion_message(stage: str, run_dir: Path, step: int, conf: Any) -> str:
+    """What ``--resume`` says about a run that already reached ``train.steps``: that it is
+    complete, and how to train it further."""
+    head = f"{run_dir} is complete: it reached step {step} of train.steps={conf.train.steps}"
+    if conf.train.lr_schedule == "constant":
+        return (
+            f"{head}; nothing to do. To train it further: superpoint train {stage} --output "
+            f"{run_dir} --resume --steps N (N > {step})"
+        )
+    start_from = (
+        f"--init-weights {run_dir / LAST_CHECKPOINT}" if hasattr(conf, "init_weights") else ""
+    )
+    return (
+        f"{head}; nothing to do. Its {conf.train.lr_schedule} learning-rate schedule ends at "
+        f"that step, so it cannot be extended: start a new --output {start_from}".rstrip()
+    )
 
 
 def record_run(
