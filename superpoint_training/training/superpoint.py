@@ -210,6 +210,11 @@ class SuperPointValidation:
                 self._pairs = [ds.raw(p) for p in range(n)]
         return self._pairs
 
+    def describe(self) -> str:
+        """How much the held-out curves rest on (a few images make them jagged): for titles."""
+        n, m = len(self.pairs()), len(self.val_names)
+        return f"{n} held-out pair{'s' * (n != 1)} of {m} image{'s' * (m != 1)}"
+
     def sequence_pairs(self) -> list[dict[str, Any]]:
         if self._sequences is None:
             from ..evaluation.datasets import find_sequences, iter_pairs
@@ -307,7 +312,7 @@ class SuperPointValidation:
                 save_pr_plot(
                     {"superpoint": detection},
                     self.run_dir / "eval" / f"pr_step_{ctx.step:06d}.png",
-                    f"held-out pairs vs pseudo labels, step {ctx.step}",
+                    f"{self.describe()} vs pseudo labels, step {ctx.step}",
                 )
         return scalars
 
@@ -464,7 +469,7 @@ def evaluate_superpoint(
     record = {"weights": str(weights), "eval": to_dict(conf.eval), "metrics": scalars}
     (out / "superpoint_eval.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     if detection is not None:
-        save_pr_plot({"superpoint": detection}, out / "superpoint_pr.png", "held-out pairs")
+        save_pr_plot({"superpoint": detection}, out / "superpoint_pr.png", validation.describe())
     return {"metrics": scalars, "detection": detection}
 
 
