@@ -6,23 +6,10 @@ import math
 
 import pytest
 import torch
+from test_descriptor_losses import HC, IDENTITY, SHIFT_RIGHT_8, WC, one_hot
 
 from superpoint_training.losses import LOSSES, get_loss
 from superpoint_training.losses.infonce import info_nce
-
-HC, WC = 2, 3
-N = HC * WC
-IDENTITY = torch.eye(3)[None]
-SHIFT_RIGHT_8 = torch.tensor([[[1.0, 0.0, 8.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
-
-
-def one_hot(dim: int = N, index=None) -> torch.Tensor:
-    index = index or [[v * WC + u for u in range(WC)] for v in range(HC)]
-    out = torch.zeros(1, dim, HC, WC)
-    for v in range(HC):
-        for u in range(WC):
-            out[0, index[v][u], v, u] = 2.0
-    return out
 
 
 def run(d0, d1, H=IDENTITY, seed=0, **kw):
