@@ -491,3 +491,55 @@ def test_sift_sanity_on_real_graffiti(shared_data, tmp_path):
     assert pair["correct"]["5"] is True
     assert 0.2 < pair["repeatability"] < 0.9
     assert pair["mle"] < 3
+
+
+def test_methods_named_on_the_command_line_and_keypoints_in_the_report(tmp_path, tiny_dataset):
+    """Two training runs' checkpoints are both "checkpoint_last" by their stem: ``NAME=PATH``
+    names them; report.md shows the keypoints per image (through the real console script)."""
+    import subprocess
+    import sys
+
+    torch = pytest.importorskip("torch")
+    from superpoint_ros.model.superpoint import ModelConfig, SuperPointNet
+    from superpoint_ros.model.weights import checkpoint_dict, save_checkpoint
+
+    torch.manual_seed(0)
+    net = SuperPointNet(ModelConfig(backbone_args={"channels": [8, 8, 16, 16]}, head_channels=16))
+    a = save_checkpoint(tmp_path / "run_a" / "checkpoint_last.pt", checkpoint_dict(net))
+    b = save_checkpoint(tmp_path / "run_b" / "checkpoint_last.pt", checkpoint_dict(net))
+    out = tmp_path / "report"
+    script = Path(sys.executable).parent / "superpoint"
+    cmd = [str(script), "evaluate", "--dataset", str(tiny_dataset / "v_astro"),
+           "--method", "sift", "--method", f"cpu_run={a}", "--method", f"gpu.run-2={b}",
+           "-o", str(out), "--quiet", "--no-plots", "--backend", "torch",
+           "--set", "rep_size=96x128", "--set", "hom_size=192x256",
+           "--set", "hom_max_keypoints=300", "--set", "targets=2,3"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "metrics.json").read_text())
+    assert list(report["methods"]) == ["sift", "cpu_run", "gpu.run-2"]
+    table = (out / "report.md").read_text()
+    assert "| method | pairs | keypoints | eps=1 |" in table
+    sift = report["methods"]["sift"]
+    counts = [r[k] for r in sift["pair_results"] for k in ("keypoints0", "keypoints1")]
+    assert sift["keypoints"] == pytest.approx(sum(counts) / len(counts))
+    assert f"| sift | 2 | {sift['keypoints']:.0f} |" in table
+    # a name twice, or a name without a path: one line each
+    twice = subprocess.run(cmd[:6] + ["--method", f"x={a}", "--method", f"x={b}", "-o",
+                                      str(tmp_path / "r2")], capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
+    assert twice.returncode == 1 and not (tmp_path / "r2").exists()
+    assert twice.stderr.strip() == (
+        "superpoint evaluate: error: --method names must differ: x given twice"
+    )
+
+
+def test_keypoints_per_image_are_averaged_over_both_images_of_every_pair():
+    from superpoint_training.evaluation import metrics as M
+
+    base = {"repeatability": 0.5, "mle": 1.0, "nn_map": 0.5, "matching_score": 0.1,
+            "corner_error": 1.0, "correct": {"3": True}}  # fmt: skip
+    recs = [{**base, "keypoints0": 10, "keypoints1": 30}, {**base, "keypoints0": 20,
+            "keypoints1": 40}]  # fmt: skip
+    assert M.aggregate(recs, (3,))["keypoints"] == 25.0
+    assert M.aggregate([base], (3,))["keypoints"] is None  # records without counts

@@ -2,7 +2,7 @@
 
 Examples:
   superpoint evaluate --dataset hpatches-sequences-release --method sift --method orb \\
-      --method runs/sp/best.pt --method superpoint.onnx -o reports/hpatches
+      --method cpu_run=runs/sp/checkpoint_last.pt --method superpoint.onnx -o reports/hpatches
   superpoint evaluate --dataset ../shared/data/oxford_affine --method sift -o /tmp/r \\
       --set hom_size=240x320 --set eps=1,3,5,10
 
@@ -13,8 +13,40 @@ REPORT_DIR/cache (keyed by method and protocol), so adding a method re-runs only
 from __future__ import annotations
 
 import argparse
+import re
+from pathlib import Path
 
 COMMAND = "evaluate"
+_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
+def parse_methods(specs: list[str]) -> tuple[list[str], list[str | None]]:
+    """``--method`` values: ``sift``, ``PATH`` or ``NAME=PATH`` (the name the report shows;
+    by default a file's stem, so every training run would be "checkpoint_last"). Returns the
+    specs and the names given (``None``: the default). A file whose own name holds ``=`` is
+    taken as a path."""
+    from superpoint_ros.errors import ConfigError
+
+    out: list[str] = []
+    names: list[str | None] = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if sep and _NAME.fullmatch(name) and path and not Path(spec).exists():
+            out.append(path)
+            names.append(name)
+        elif sep and not Path(spec).exists():
+            raise ConfigError(
+                f"--method {spec!r}: NAME=PATH needs a name of letters, digits, '_', '-', '.', "
+                "'+' and a path"
+            )
+        else:
+            out.append(spec)
+            names.append(None)
+    given = [n for n in names if n is not None]
+    twice = sorted({n for n in given if given.count(n) > 1})
+    if twice:
+        raise ConfigError(f"--method names must differ: {', '.join(twice)} given twice")
+    return out, names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--method",
         action="append",
         metavar="M",
-        help="sift, orb, a weights file (.pt/.pth/.tar) or an exported .onnx; repeat",
+        help="sift, orb, a weights file (.pt/.pth/.tar) or an exported .onnx, optionally "
+        "named in the report as NAME=PATH (default: the file's stem); repeat",
     )
     parser.add_argument(
         "-o", "--output", metavar="REPORT_DIR", help="report folder (created; required)"
@@ -94,9 +127,10 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigError(f"evaluate needs {', '.join(missing)} (see superpoint evaluate -h)")
     cache = None if args.no_cache else (args.cache_dir or "default")
+    specs, given = parse_methods(args.method)
     report = evaluate(
         args.dataset,
-        args.method,
+        specs,
         args.output,
         protocol=protocol,
         cache_dir=cache,
@@ -104,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         plot_target=args.match_pair,
         plots=not args.no_plots,
         progress=not args.quiet,
+        names=given,
     )
     for split in ("all", "illumination", "viewpoint"):
         if any(split in m["splits"] for m in report["methods"].values()):

@@ -427,6 +427,7 @@ def evaluate(
     """Evaluate ``methods`` on the sequences in ``datasets`` and write the report.
 
     ``methods``: ``sift``, ``orb``, weights files, ``.onnx`` files (or ``Method`` objects).
+    ``names``: the report's name of each method (``None`` items: the file's stem).
     ``cache_dir``: ``"default"`` = ``out_dir/cache``; ``None`` disables the cache.
     ``plot_target``: which image the match figure pairs with the reference (default: the
     middle target). Returns the ``metrics.json`` dict.
@@ -447,7 +448,7 @@ def evaluate(
         if isinstance(spec, Method):
             m = spec
         else:
-            base = names[i] if names else method_name(str(spec))
+            base = (names[i] if names else None) or method_name(str(spec))
             name, n = base, 2
             while name in used:
                 name, n = f"{base}-{n}", n + 1
@@ -574,13 +575,14 @@ def fmt(v: Any, digits: int = 3) -> str:
 def summary_table(report: dict[str, Any], split: str = "all") -> str:
     """Markdown table of every method's figures on ``split``."""
     eps = [M.eps_key(e) for e in report["protocol"]["eps"]]
-    head = ["method", "pairs", *[f"eps={e}" for e in eps], "Rep.", "MLE", "NN mAP", "M.Score"]
+    head = ["method", "pairs", "keypoints", *[f"eps={e}" for e in eps], "Rep.", "MLE", "NN mAP",
+            "M.Score"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, res in report["methods"].items():
         s = res["splits"].get(split)
         if not s:
             continue
-        row = [name, str(s["pairs"])]
+        row = [name, str(s["pairs"]), fmt(s.get("keypoints"), 0)]
         row += [fmt(s["homography_accuracy"].get(e)) for e in eps]
         row += [fmt(s["repeatability"]), fmt(s["mle"]), fmt(s["nn_map"])]
         row += [fmt(s["matching_score"])]
@@ -606,6 +608,7 @@ def render_report(
         f"Created {report['created']} from {', '.join(report['datasets'])} "
         f"({len(report['sequences'])} sequences), protocol key `{report['protocol_key']}`.",
         "",
+        "Keypoints: mean per image at the descriptor size. "
         "Homography accuracy: fraction of pairs whose mean corner error is <= eps px "
         f"({p['hom_size'][0]}x{p['hom_size'][1]}, <= {p['hom_max_keypoints']} points). "
         f"Rep./MLE at {p['rep_size'][0]}x{p['rep_size'][1]} with {p['rep_max_keypoints']} "
