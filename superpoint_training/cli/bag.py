@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if args.bag_kind == "hpatches":
         sequences = writer.find_sequences(args.dataset)
         total = sum(len(s.images) for s in sequences)
-        with _progress(total, args.no_progress, "img") as bar:
+        with _progress(total, args.no_progress or getattr(args, "quiet", False), "img") as bar:
             summary = writer.write_hpatches_bag(
                 sequences,
                 args.output,
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     frames = writer.list_frames(args.frames)
-    with _progress(len(frames), args.no_progress, "frame") as bar:
+    with _progress(len(frames), args.no_progress or getattr(args, "quiet", False), "frame") as bar:
         summary, mode = writer.write_image_bag(
             frames,
             args.output,

@@ -3,7 +3,10 @@
 Stages: preprocess (gray, resize/pad, scale; host), inference (the backend's graph: network
 and post-processing), finalize (drop empty slots, map back; host). With --network, the bare
 network (no post-processing) is timed too, in the same backend, so the cost of
-post-processing shows as a ratio. Prints a table; --json writes the figures.
+post-processing shows as a ratio (it needs weights, .pt/.pth/.tar or the packaged default, and
+the torch or onnxruntime backend: an .onnx or .engine holds the whole front-end graph, whose
+network cannot be timed apart, and is refused in one line). Prints a table; --json writes the
+figures.
 
   superpoint benchmark --weights W --backend B --size HxW [--runs N] [--network]
 """
@@ -21,12 +24,14 @@ COMMAND = "benchmark"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_frontend_arguments(parser)
-    parser.add_argument("--size", default="480x640", metavar="HxW",
-                        help="input image size (default 480x640)")
+    parser.add_argument(
+        "--size", default="480x640", metavar="HxW", help="input image size (default 480x640)"
+    )
     parser.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
-    parser.add_argument("--network", action="store_true",
-                        help="also time the bare network in the same backend")
+    parser.add_argument(
+        "--network", action="store_true", help="also time the bare network in the same backend"
+    )
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON here")
 
 
@@ -36,8 +41,11 @@ def percentiles(values_s: list[float]) -> dict[str, float]:
 
     v = np.asarray(values_s) * 1e3
     return {
-        "p50": float(np.percentile(v, 50)), "p90": float(np.percentile(v, 90)),
-        "p99": float(np.percentile(v, 99)), "max": float(v.max()), "mean": float(v.mean()),
+        "p50": float(np.percentile(v, 50)),
+        "p90": float(np.percentile(v, 90)),
+        "p99": float(np.percentile(v, 99)),
+        "max": float(v.max()),
+        "mean": float(v.mean()),
     }
 
 
@@ -57,20 +65,43 @@ def benchmark_image(size: tuple[int, int]):
     return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
 
 
+NETWORK_BACKENDS = ("torch", "onnxruntime")  # where --network can time the bare network
+GRAPH_SUFFIXES = (".onnx", ".engine")  # whole front-end graphs: no bare network inside
+
+
+def check_network_request(args: argparse.Namespace) -> None:
+    """``--network`` needs weights to export the bare network from: refuse an .onnx/.engine
+    (and another backend) in one line, before anything is timed."""
+    from superpoint_ros.errors import ConfigError
+
+    if not args.network:
+        return
+    weights = str(args.weights or "")
+    if weights.lower().endswith(GRAPH_SUFFIXES):
+        raise ConfigError(
+            f"--network times the bare network of a weights file; {weights} is a whole front-end "
+            "graph (network and post-processing, which cannot be timed apart): pass the "
+            ".pt/.pth/.tar it was exported from, or leave --network out"
+        )
+    if args.backend not in ("auto", *NETWORK_BACKENDS):
+        raise ConfigError(
+            f"--network works with the backends {', '.join(NETWORK_BACKENDS)}, not "
+            f"{args.backend!r}; leave --network out"
+        )
+
+
 def _time_network(frontend, args, image, runs: int) -> list[float] | None:
     """Seconds per run of the bare network in the front-end's backend, or None if not possible."""
     import tempfile
 
     import numpy as np
 
-    from superpoint_ros.frontend import prepare
+    from superpoint_ros.frontend import default_weights, prepare
 
     tensor = prepare(image, frontend.config.resize).tensor
     if frontend.backend_name == "torch":
         run = lambda: frontend.backend.network_only(tensor)  # noqa: E731
-    elif frontend.backend_name == "onnxruntime" and args.weights and not str(
-        args.weights
-    ).endswith(".onnx"):
+    elif frontend.backend_name == "onnxruntime":
         from superpoint_ros.backends.onnxruntime_backend import import_onnxruntime
 
         ort = import_onnxruntime()
@@ -80,7 +111,8 @@ def _time_network(frontend, args, image, runs: int) -> list[float] | None:
 
         with tempfile.TemporaryDirectory() as tmp:  # the session keeps the graph: no file left
             path = tmp + "/network.onnx"
-            export_onnx(load_weights(args.weights), path, frontend.config, bare_network=True)
+            weights = args.weights or default_weights()
+            export_onnx(load_weights(weights), path, frontend.config, bare_network=True)
             options = ort.SessionOptions()
             session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         run = lambda: session.run(None, {"image": tensor})  # noqa: E731
@@ -105,13 +137,23 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
     if args.runs < 1:
         raise ConfigError("--runs must be >= 1")
+    check_network_request(args)
     frontend = build_frontend(args)
+    if args.network and frontend.backend_name not in NETWORK_BACKENDS:
+        raise ConfigError(
+            f"--network works with the backends {', '.join(NETWORK_BACKENDS)}; auto chose "
+            f"{frontend.backend_name}: pass --backend torch or onnxruntime, or leave --network out"
+        )
     image = benchmark_image(size)
     for _ in range(args.warmup):
         frontend(image)
     stages: dict[str, list[float]] = {"preprocess": [], "inference": [], "finalize": []}
     totals, counts = [], []
-    for _ in tqdm(range(args.runs), desc=f"benchmark {frontend.backend_name}", unit="run"):
+    bar = tqdm(
+        range(args.runs), desc=f"benchmark {frontend.backend_name}", unit="run",
+        disable=getattr(args, "quiet", False),
+    )  # fmt: skip
+    for _ in bar:
         t0 = time.perf_counter()
         result, timing = frontend.timed(image)
         totals.append(time.perf_counter() - t0)
@@ -131,13 +173,10 @@ def run(args: argparse.Namespace) -> int:
     report["fps"] = 1000.0 / report["total_ms"]["p50"]
     if args.network:
         net = _time_network(frontend, args, image, args.runs)
-        if net is None:
-            print("--network: needs a weights file with the torch or onnxruntime backend")
-        else:
-            report["network_ms"] = percentiles(net)
-            report["inference_over_network"] = (
-                report["stages_ms"]["inference"]["p50"] / report["network_ms"]["p50"]
-            )
+        report["network_ms"] = percentiles(net)
+        report["inference_over_network"] = (
+            report["stages_ms"]["inference"]["p50"] / report["network_ms"]["p50"]
+        )
     print(format_table(report))
     if args.json:
         with open(args.json, "w") as f:

@@ -97,6 +97,8 @@ def resolve_config(args: argparse.Namespace):
         value = getattr(args, dest)
         if value is not None:
             overrides.append((key, value))
+    if getattr(args, "quiet", False):  # the common --quiet: no progress bar
+        overrides.append(("progress", False))
     conf = load_config(ExportConfig, path, overrides)
     return conf
 

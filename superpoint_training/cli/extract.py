@@ -55,7 +55,12 @@ def run(args: argparse.Namespace) -> int:
     if not single:
         out.mkdir(parents=True, exist_ok=True)
     total = 0
-    for path in tqdm(images, desc="extract", unit="img", disable=len(images) < 2):
+    for path in tqdm(
+        images,
+        desc="extract",
+        unit="img",
+        disable=len(images) < 2 or getattr(args, "quiet", False),
+    ):
         features = frontend(read_image(path))
         target = out if single else out / f"{path.stem}.npz"
         target.parent.mkdir(parents=True, exist_ok=True)

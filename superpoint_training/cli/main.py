@@ -8,6 +8,9 @@ other file). Modules import their heavy dependencies (torch, onnxruntime...) ins
 stderr, ``superpoint COMMAND: ...``, and an exit status that says which kind of failure it was
 (:data:`EXIT`); the traceback is printed only with ``--debug`` (anywhere on the command line)
 or ``SUPERPOINT_DEBUG=1``.
+
+Common flags, valid anywhere on the line for every command: ``--debug`` and ``--quiet`` (no
+progress bars; commands read ``args.quiet``).
 """
 
 from __future__ import annotations
@@ -57,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug",
         action="store_true",
-        help=f"print the traceback of an unexpected error (or {DEBUG_ENV}=1)",
+        help=f"print the traceback of an unexpected error (or {DEBUG_ENV}=1); valid anywhere",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars, for every command; valid anywhere"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -82,7 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every failure is one line on stderr and an :data:`EXIT` status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
-    args = build_parser().parse_args([a for a in argv if a != "--debug"])  # valid anywhere
+    quiet = "--quiet" in argv
+    common = ("--debug", "--quiet")  # valid anywhere, for every command
+    args = build_parser().parse_args([a for a in argv if a not in common])
+    args.quiet = quiet
     name = f"{PROG} {args.command}"
 
     def fail(kind: str, text: str) -> int:

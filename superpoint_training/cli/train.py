@@ -149,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
 
     stage = get_stage(args.stage)
     opts = stage_parser(stage).parse_intermixed_args(args.args)
+    if getattr(args, "quiet", False):  # the common --quiet: no progress bar
+        opts.overrides.append("train.progress=false")
     if opts.resume and opts.output is None:
         raise ConfigError("--resume needs --output RUN_DIR (the run to continue)")
     outer = env_info()
