@@ -11,9 +11,10 @@ README ("Bad input"):
 
 Adding a case is adding a :class:`Row` to :data:`ROWS` (inputs come from :func:`_make_inputs`;
 add a file there if a row needs a new one). Message-level bad input to the running node (bad
-encodings, damaged compressed frames...) is in ``test/test_node.py``; the two training cases of
-the issue (``train --steps -5``, ``--resume`` from a truncated checkpoint) belong to the
-training code's own tests.
+encodings, damaged compressed frames...) is in ``test/test_node.py``. The training rows refuse
+before anything is written; ``--resume`` falling back from a truncated ``checkpoint_last.pt`` to
+an older step checkpoint that loads (which trains, so is no row here) is in
+``test/test_training_workflow.py``.
 """
 
 from __future__ import annotations
@@ -177,6 +178,20 @@ ROWS: tuple[Row, ...] = (
         "cannot download 'notaurl': not an http:// or https:// URL"),
     Row("data download unknown dataset", ("data", "download", "nope", "dest"), 2,
         "invalid choice: 'nope'"),
+    # ---- train (refused before anything is written: the run folders stay as they were)
+    Row("train negative steps", ("train", "magicpoint", "--steps", "-5", "--output", "newrun"),
+        1, "train.steps must be > 0, got -5"),
+    Row("train resume all checkpoints truncated",
+        ("train", "magicpoint", "--output", "cutrun", "--resume"), 1,
+        "cannot resume cutrun: no checkpoint loads (checkpoint_last.pt: cannot be read"),
+    Row("train resume a weights file", ("train", "magicpoint", "--output", "weightsrun",
+        "--resume"), 1, "is a weights file without training state; cannot resume"),
+    Row("train existing run without resume",
+        ("train", "magicpoint", "--output", "weightsrun", "--steps", "2"), 1,
+        "weightsrun already holds a run (checkpoints); pass --resume"),
+    # ---- benchmark
+    Row("benchmark network of an onnx", ("benchmark", *ONNX, "--network", "--runs", "2"), 1,
+        "model.onnx is a whole front-end graph"),
     # ---- superpoint_node: start-up
     Row("node weights missing", ("-p", "weights:=no.onnx"), 1, "weights file not found",
         program="superpoint_node"),
@@ -262,6 +277,12 @@ def _make_inputs(root: Path) -> None:
     state[first] = torch.zeros(3, 3, 3, 3)
     torch.save({**checkpoint, "model": state}, root / "shape.pt")
     torch.save({"model": state, "extra": argparse.Namespace(x=1)}, root / "objects.pt")
+    # training runs: every checkpoint cut short (a full disk); a weights file as a checkpoint
+    (root / "cutrun").mkdir()
+    (root / "cutrun" / "checkpoint_last.pt").write_bytes(data[: len(data) // 2])
+    (root / "cutrun" / "checkpoint_step_000002.pt").write_bytes(data[: len(data) // 3])
+    (root / "weightsrun").mkdir()
+    shutil.copyfile(DEFAULT_WEIGHTS, root / "weightsrun" / "checkpoint_last.pt")
 
     # an ONNX graph that is not a front-end, carrying a front-end's metadata
     from onnx import TensorProto, helper
@@ -369,8 +390,10 @@ def test_bad_input(row: Row, inputs: Path, tmp_path: Path):
 
 def test_every_row_names_a_real_input(inputs: Path):
     """A row whose input file is missing by mistake would test "file not found" by accident."""
-    missing_on_purpose = {"nope.jpg", "no.pt", "no.onnx", "m.onnx", "notes.txt/m.onnx", "nope"}
-    folders = {"folder", "good", "singular", "hugeseq", "badframes", "empty_dir", "bag"}
+    missing_on_purpose = {"nope.jpg", "no.pt", "no.onnx", "m.onnx", "notes.txt/m.onnx", "nope",
+                          "newrun"}  # fmt: skip
+    folders = {"folder", "good", "singular", "hugeseq", "badframes", "empty_dir", "bag",
+               "cutrun", "weightsrun"}  # fmt: skip
     for row in ROWS:
         for arg in row.argv:
             value = arg.split(":=", 1)[-1]
