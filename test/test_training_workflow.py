@@ -267,3 +267,33 @@ def test_magicpoint_far_below_the_classical_detectors_is_warned_about():
     fine = {**weak, "magicpoint": result(0.606)}
     assert weak_detector_warning(fine, 2326) is None
     assert weak_detector_warning({"magicpoint": result(0.0)}, 5) is None  # nothing to compare
+
+
+# ---------------------------------------------------------------------------------------------
+# the README quotes the shipped configs, not figures of its own
+
+
+def test_readme_training_recipes_quote_the_shipped_configs(repo_root):
+    """The README's recipes state batch sizes, limits, losses and steps: they must be the YAMLs'
+    (it once said batch 16 for magicpoint_cpu.yaml, whose batch is 8), and it says how to reach
+    `superpoint` after `make venv`."""
+    import yaml
+
+    readme = " ".join((repo_root / "README.md").read_text().split())
+    mp = yaml.safe_load((repo_root / "config/train/magicpoint_cpu.yaml").read_text())["train"]
+    sp = yaml.safe_load((repo_root / "config/train/superpoint_cpu.yaml").read_text())
+    gpu_mp = yaml.safe_load((repo_root / "config/train/magicpoint.yaml").read_text())["train"]
+    gpu_sp = yaml.safe_load((repo_root / "config/train/superpoint.yaml").read_text())["train"]
+    assert f"batch {mp['batch_size']}, stops after {mp['time_limit_min']} minutes" in readme
+    assert f"the CPU config trains at batch {mp['batch_size']}" in readme
+    t = sp["train"]
+    loss = {"infonce": "InfoNCE"}.get(sp["loss"]["descriptor"], sp["loss"]["descriptor"])
+    precision = f"{t['precision']} + channels_last" if t.get("channels_last") else t["precision"]
+    assert (
+        f"batch {t['batch_size']} pairs, the {loss} loss, {precision}, {t['steps']:,} steps"
+        in readme
+    )
+    assert gpu_mp["batch_size"] == gpu_sp["batch_size"] == 32
+    assert f"batch 32, {gpu_mp['steps']:,} steps each" in readme
+    assert gpu_mp["steps"] == gpu_sp["steps"]
+    assert ". .venv/bin/activate" in readme and "`.venv/bin/superpoint ...`" in readme
