@@ -984,8 +984,9 @@ def check_resume_config(saved: Mapping[str, Any], current: Mapping[str, Any]) ->
     if bad:
         details = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in bad[:8])
         raise ConfigError(
-            "cannot resume with a different config (" + details + "); the run's own config is "
-            "<run>/config.yaml: resume with --config <run>/config.yaml, or start a new --output"
+            "cannot resume with a different config (" + details + "); --resume alone takes the "
+            "run's settings from its checkpoint: leave out the --config, flags and key=value "
+            "that change them, or start a new --output"
         )
 
 
