@@ -247,3 +247,33 @@ def test_python_m_is_the_superpoint_command():
     b = subprocess.run([str(VENV_BIN / "superpoint"), "export-labels", "--help"],
                        env=env(), capture_output=True, text=True, timeout=300)  # fmt: skip
     assert a.returncode == 0 and a.stdout == b.stdout and "--nproc N" in a.stdout
+
+
+def test_rounds_retrain_the_detector_under_ddp_in_the_same_group(data, tmp_path):
+    """``rounds.num_rounds=2`` with ``--nproc 2``: both rounds sharded and merged, the detector
+    retrained between them by both ranks together (DDP over the export's gloo group)."""
+    out = tmp_path / "labels.h5"
+    rounds = [
+        "rounds.num_rounds=2", "rounds.steps=2",
+        "rounds.overrides=[train.num_workers=0, train.progress=false, train.tensorboard=false,"
+        " train.batch_size=2, train.val_every=0, 'model.backbone_args={channels: [4, 4, 8, 8]}',"
+        " model.head_channels=8, data.val_fraction=0.0]",
+        "--nproc", "2", "--num-homographies", "2",
+    ]  # fmt: skip
+    assert main(export_args(data, out, *rounds)) == 0
+    ckpt = torch.load(
+        tmp_path / "labels.round1_detector" / "checkpoint_last.pt", map_location="cpu",
+        weights_only=True,
+    )  # fmt: skip
+    assert ckpt["step"] == 2 and ckpt["world_size"] == 2
+    with LabelStore(tmp_path / "labels.round1.h5") as first, LabelStore(out) as final:
+        assert first.names == final.names and len(final) == 15 and final.complete
+        assert final.identity["weights_sha256"] != first.identity["weights_sha256"]
+    assert not parts_dir(out).exists() and not parts_dir(tmp_path / "labels.round1.h5").exists()
+
+
+def test_rounds_batch_must_split_over_the_ranks(data, tmp_path, capsys):
+    rounds = ["rounds.num_rounds=2", "rounds.overrides=[train.batch_size=3]", "--nproc", "2"]
+    assert main(export_args(data, tmp_path / "x.h5", *rounds)) == 1
+    assert "not divisible by the 2 processes" in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists()
