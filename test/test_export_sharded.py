@@ -229,6 +229,36 @@ def test_sigkilled_two_rank_export_resumes_with_three_ranks_or_one(data, tmp_pat
     assert not parts_dir(out1).exists()
 
 
+def test_sigterm_stops_every_rank_in_one_line_then_resumes(data, tmp_path):
+    """SIGTERM to ``--nproc 2``'s launcher reaches both ranks, which stop like Ctrl-C (their
+    open chunk committed first): exit status 130, one line; the same command with one process
+    then finishes the store."""
+    out = tmp_path / "labels.h5"
+    cmd = [sys.executable, "-m", "superpoint_training",
+           *export_args(data, out, "chunk_size=3", "--nproc", "2")]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)  # fmt: skip
+    parts = [part_path(out, 0), part_path(out, 1)]
+    deadline = time.monotonic() + 300
+    while committed(parts) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # a first chunk committed: both ranks are labelling
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == "superpoint export-labels: interrupted"
+    assert 3 <= committed(parts) < 16 and not out.exists()
+    threads = torch.get_num_threads()
+    try:
+        assert main(export_args(data, out)) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert_same_store(data / "one.h5", out)
+
+
 def test_rank_mistakes_are_one_line(data, tmp_path, capsys, monkeypatch):
     out = tmp_path / "x.h5"
     assert main(export_args(data, out, "--nproc", "2", "--device", "cuda:1")) == 1

@@ -25,10 +25,13 @@ store (``labels.store``), committed every ``chunk_size`` images.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
 import os
+import signal
+import threading
 import time
 import zlib
 from collections.abc import Sequence
@@ -339,47 +342,81 @@ def _label(
     skipped: list = []
     labelled = points = 0
     start = time.perf_counter()
-    try:
-        for batch in loader:
-            good = [(n, img) for n, img, _ in batch if img is not None]
-            for n, _, err in batch:
-                if err:
-                    if show:
-                        bar.write(f"skipping unreadable image: {err}")
-                    else:
-                        log.warning("skipping unreadable image: %s", err)
-                    skipped.append((n, err))
-            if good:
-                imgs = torch.from_numpy(np.stack([img for _, img in good])).to(device)
-                imgs = imgs.float().div_(255.0)[:, None]
-                homs = np.stack(
-                    [
-                        sample_adaptation_homographies(
-                            image_rng(conf.seed, n), ada.num_homographies, size, ada.homography
-                        )
-                        for n, _ in good
-                    ]
-                )
-                with autocast(conf.precision, device):
-                    labels = adapt_and_select(model, imgs, torch.from_numpy(homs), ada)
-                for (n, _), (pts, scs) in zip(good, labels):
-                    records.append((n, pts, scs))
-                    points += len(pts)
-                labelled += len(good)
-            bar.update(len(batch))
-            if len(records) + len(skipped) >= conf.chunk_size:
-                writer.append(records, skipped)
-                records, skipped = [], []
-            if labelled:
-                bar.set_postfix(pts=f"{points / labelled:.0f}/img")
-        writer.append(records, skipped)
-    except KeyboardInterrupt:
-        writer.append(records, skipped)  # keep the finished images of the open chunk
-        bar.write(f"interrupted: {len(writer.done)} images committed; rerun to continue")
-        raise
-    finally:
-        bar.close()
+    with _sigterm_as_interrupt():
+        try:
+            for batch in loader:
+                good = [(n, img) for n, img, _ in batch if img is not None]
+                for n, _, err in batch:
+                    if err:
+                        if show:
+                            bar.write(f"skipping unreadable image: {err}")
+                        else:
+                            log.warning("skipping unreadable image: %s", err)
+                        skipped.append((n, err))
+                if good:
+                    imgs = torch.from_numpy(np.stack([img for _, img in good])).to(device)
+                    imgs = imgs.float().div_(255.0)[:, None]
+                    homs = np.stack(
+                        [
+                            sample_adaptation_homographies(
+                                image_rng(conf.seed, n), ada.num_homographies, size, ada.homography
+                            )
+                            for n, _ in good
+                        ]
+                    )
+                    with autocast(conf.precision, device):
+                        labels = adapt_and_select(model, imgs, torch.from_numpy(homs), ada)
+                    for (n, _), (pts, scs) in zip(good, labels):
+                        records.append((n, pts, scs))
+                        points += len(pts)
+                    labelled += len(good)
+                bar.update(len(batch))
+                if len(records) + len(skipped) >= conf.chunk_size:
+                    writer.append(records, skipped)
+                    records, skipped = [], []
+                if labelled:
+                    bar.set_postfix(pts=f"{points / labelled:.0f}/img")
+            writer.append(records, skipped)
+        except KeyboardInterrupt:
+            with _stop_signals_ignored():  # the launcher's echo of Ctrl-C must not cut the commit
+                writer.append(records, skipped)  # keep the finished images of the open chunk
+            bar.write(f"interrupted: {len(writer.done)} images committed; rerun to continue")
+            raise
+        finally:
+            bar.close()
     return labelled, time.perf_counter() - start
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (torchrun passing on Ctrl-C, ``kill``, ``--nproc``'s launcher) stops the
+    labelling like Ctrl-C: the open chunk is committed first. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _stop_signals_ignored():
+    """SIGINT and SIGTERM ignored for the duration (a commit). Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _finish(
