@@ -38,7 +38,7 @@ def main() -> None:
     steps = sorted(set(a) & set(b))
     if not steps:
         raise SystemExit("the runs share no logged step")
-    skip = {"images_per_s", "data_fraction", "lr", "time", "step"}
+    skip = {"images_per_s", "data_fraction", "lr", "time", "step", "split"}
     keys = [k for k in a[steps[0]] if k in b[steps[0]] and k not in skip]
     print(f"{args.reference.name} vs {args.other.name}: {len(steps)} common log points, "
           f"steps {steps[0]}..{steps[-1]}")  # fmt: skip
