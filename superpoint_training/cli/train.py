@@ -213,16 +213,9 @@ def launch_stage(
     """Run the stage in this process, under torchrun (``WORLD_SIZE`` set: join the process
     group), or in ``nproc`` processes spawned here. Returns the last checkpoint (``None`` on
     ranks other than 0 under torchrun, which print nothing)."""
-    from superpoint_ros.errors import ConfigError
     from superpoint_training.training import distributed
 
-    outer = distributed.env_info()
-    world = outer.world_size if outer is not None else 1
-    if nproc is not None and world > 1:
-        raise ConfigError(
-            f"--nproc {nproc} under torchrun (WORLD_SIZE={world}): torchrun already started "
-            "the processes; leave --nproc out"
-        )
+    world = distributed.torchrun_world(nproc)
     if nproc is not None:
         world = nproc
     distributed.check_launch(conf.train.batch_size, world, conf.train.device, local=nproc)

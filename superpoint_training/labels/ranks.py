@@ -72,13 +72,7 @@ def run_export(
     from superpoint_training.training import distributed
 
     check_config(conf)
-    outer = distributed.env_info()
-    world = outer.world_size if outer is not None else 1
-    if nproc is not None and world > 1:
-        raise ConfigError(
-            f"--nproc {nproc} under torchrun (WORLD_SIZE={world}): torchrun already started "
-            "the processes; leave --nproc out"
-        )
+    world = distributed.torchrun_world(nproc)
     args = (conf, Path(weights), images, Path(output), preview)
     if nproc is not None:
         check_ranks(conf, nproc, local=nproc)

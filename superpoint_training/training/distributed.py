@@ -99,6 +99,19 @@ def env_info(environ: Mapping[str, str] | None = None) -> DistInfo | None:
     return info
 
 
+def torchrun_world(nproc: int | None) -> int:
+    """The number of processes torchrun started (1 without torchrun); ``ConfigError`` when
+    ``--nproc`` is also given (torchrun already started the processes)."""
+    outer = env_info()
+    world = outer.world_size if outer is not None else 1
+    if nproc is not None and world > 1:
+        raise ConfigError(
+            f"--nproc {nproc} under torchrun (WORLD_SIZE={world}): torchrun already started "
+            "the processes; leave --nproc out"
+        )
+    return world
+
+
 def current() -> DistInfo:
     """This process's place in the initialised default process group (rank 0 of 1 without
     one). ``local_rank`` comes from ``LOCAL_RANK`` (set by torchrun and ``launch``)."""
