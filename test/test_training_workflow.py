@@ -15,23 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_training_magicpoint import TINY as MP_TINY
 
 SUPERPOINT = Path(sys.executable).parent / "superpoint"
-TINY = [
-    "data.image_size=[32, 48]",
-    "data.supersample=2",
-    "model.backbone_args={channels: [8, 8, 16, 16]}",
-    "model.head_channels=16",
-    "train.batch_size=4",
-    "train.num_workers=0",
-    "train.num_threads=1",
-    "train.log_every=2",
-    "train.val_every=0",
-    "train.progress=false",
-    "train.device=cpu",
-    "eval.num_images=4",
-    "eval.classical=[harris]",
-]
+# the MagicPoint tests' tiny run, evaluated on 4 images
+TINY = [*(o for o in MP_TINY if not o.startswith("eval.num_images=")), "eval.num_images=4"]
 pytestmark = pytest.mark.skipif(not SUPERPOINT.is_file(), reason=f"{SUPERPOINT} not installed")
 
 
