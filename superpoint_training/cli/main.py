@@ -2,7 +2,10 @@
 
 Every module of this package that defines ``COMMAND``, ``add_arguments(parser)`` and
 ``run(args) -> int`` is a subcommand, discovered at start-up (so adding a command touches no
-other file). Modules import their heavy dependencies (torch, onnxruntime...) inside ``run``.
+other file). A command module imports what it needs at its top, like any module; only the
+command named on the line is imported (``superpoint extract`` never loads the training code),
+every one for ``superpoint --help``. A command whose optional dependency (torch...) is not
+installed is still listed, and running it says in one line what is missing.
 
 :func:`main` is the last line of defence: whatever a command raises ends with one line on
 stderr, ``superpoint COMMAND: ...``, and an exit status that says which kind of failure it was
@@ -42,17 +45,59 @@ EXIT = {
 }
 
 
-def _subcommand_modules():
+def _module_names() -> list[str]:
     package = importlib.import_module("superpoint_training.cli")
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        if info.name.startswith("_") or info.name == "main":
-            continue
-        module = importlib.import_module(f"superpoint_training.cli.{info.name}")
+    names = (info.name for info in pkgutil.iter_modules(package.__path__))
+    return sorted(n for n in names if not n.startswith("_") and n != "main")
+
+
+class _Unavailable:
+    """A command whose module could not be imported for want of an optional dependency."""
+
+    def __init__(self, name: str, missing: str) -> None:
+        self.COMMAND = name.replace("_", "-")
+        self.__doc__ = f"(unavailable here: needs the Python package {missing!r})"
+        self.missing = missing
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def run(self, args: argparse.Namespace) -> int:
+        raise SuperPointError(
+            f"this command needs the Python package {self.missing!r}, which is not installed "
+            "(pip install -e '.[train]', see the README's Install section)"
+        )
+
+
+def _import_command(name: str):
+    try:
+        return importlib.import_module(f"superpoint_training.cli.{name}")
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if not top or top in ("superpoint_ros", "superpoint_training"):
+            raise
+        return _Unavailable(name, top)
+
+
+def _subcommand_modules(argv: Sequence[str] = ()):
+    """The command modules: only the one named by the first word of ``argv`` when it names
+    one, else all of them (for help and for argparse's list of valid commands)."""
+    names = _module_names()
+    word = next((a for a in argv if not a.startswith("-")), "")
+    chosen = word.replace("-", "_")
+    if chosen in names:
+        module = _import_command(chosen)
+        if getattr(module, "COMMAND", None) == word:
+            yield module
+            return
+    for name in names:
+        module = _import_command(name)
         if hasattr(module, "COMMAND"):
             yield module
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser of ``superpoint``; with ``argv``, only the command it names is loaded."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="SuperPoint: extract, export, benchmark, train and evaluate.",
@@ -67,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in _subcommand_modules():
+    for module in _subcommand_modules(argv):
         doc = (module.__doc__ or "").strip().splitlines()
         p = sub.add_parser(
             module.COMMAND,
@@ -90,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     quiet = "--quiet" in argv
     common = ("--debug", "--quiet")  # valid anywhere, for every command
-    args = build_parser().parse_args([a for a in argv if a not in common])
+    argv = [a for a in argv if a not in common]
+    args = build_parser(argv).parse_args(argv)
     args.quiet = quiet
     name = f"{PROG} {args.command}"
 
