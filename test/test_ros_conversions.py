@@ -28,13 +28,22 @@ from superpoint_ros.ros.conversions import (  # noqa: E402
     cv_bridge_available,
     features_from_msg,
     features_to_msg,
+    header_at,
     image_to_numpy,
     matches_from_msg,
     matches_to_msg,
     numpy_to_image,
+    stamp_ns,
 )
 
 F32, U32 = PointField.FLOAT32, PointField.UINT32
+
+
+def test_stamp_nanoseconds_both_ways_exactly():
+    h = header_at(1_712_345_678_123_456_789, "cam")  # past float64's exact integers (2**53)
+    assert (h.stamp.sec, h.stamp.nanosec, h.frame_id) == (1_712_345_678, 123_456_789, "cam")
+    assert stamp_ns(h) == 1_712_345_678_123_456_789
+    assert stamp_ns(header_at(0, "")) == 0 and header_at(999_999_999, "x").stamp.sec == 0
 
 
 def _header(sec: int = 1712345678, nanosec: int = 123456789, frame: str = "camera_optical"):

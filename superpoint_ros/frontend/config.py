@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import ConfigError
@@ -16,19 +16,40 @@ MAX_TOPK = 3840  # TensorRT's top-k layer accepts K <= 3840
 NMS_MODES = {"maxpool": 0, "superglue": 2, "greedy": 8}
 
 
+def _setting(default: Any, doc: str) -> Any:
+    """A field of :class:`FrontendConfig`: its default and its one-sentence meaning, which the
+    CLI help, the node's parameter table, its YAML and the README all read from here."""
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class FrontendConfig:
-    """How keypoints are selected from the network's outputs."""
+    """How keypoints are selected from the network's outputs.
 
-    max_keypoints: int = 1000  # K: fixed number of output slots (zero-score padding)
-    nms_radius: int = 4  # non-maximum suppression radius in pixels (window 2r+1)
-    detection_threshold: float = 0.005  # minimum keypoint probability
-    border: int = 4  # drop keypoints closer than this to the image edge (pixels)
-    resize: tuple[int, int] | None = None  # (h, w) to stretch to; None pads to a multiple of 8
-    subpixel: bool = False  # refine positions by a soft-argmax over a 3x3 window
-    nms: str = "maxpool"  # NMS mode, a name in NMS_MODES (see the README's "NMS modes")
-    descriptor_sampling: str | None = None  # a rule of conventions.DESCRIPTOR_SAMPLINGS;
-    # None = the rule stored with the weights (a third-party layout: its origin's rule)
+    The one home of the front-end's defaults and their meanings (:func:`setting_doc`).
+    """
+
+    max_keypoints: int = _setting(
+        1000, "Most keypoints per image, best scores first (fixed output slots, zero-padded)."
+    )
+    nms_radius: int = _setting(4, "Non-maximum suppression radius in pixels.")
+    detection_threshold: float = _setting(0.005, "Minimum keypoint probability.")
+    border: int = _setting(4, "Drop keypoints closer than this to the image edge (pixels).")
+    resize: tuple[int, int] | None = _setting(
+        None,
+        "Stretch every image to HEIGHTxWIDTH (multiples of 8, e.g. 480x640) before inference; "
+        "keypoints are mapped back to input pixels. Empty = keep the input size (padded to a "
+        "multiple of 8).",
+    )
+    subpixel: bool = _setting(False, "Refine keypoint positions by a 3x3 soft-argmax.")
+    nms: str = _setting(
+        "maxpool", "Non-maximum suppression mode, one of NMS_MODES (README, NMS modes)."
+    )
+    descriptor_sampling: str | None = _setting(
+        None,
+        "Descriptor sampling rule of conventions.DESCRIPTOR_SAMPLINGS; empty = the rule "
+        "stored with the weights (a third-party layout: its origin's rule).",
+    )
 
     def __post_init__(self):
         if not 1 <= self.max_keypoints <= MAX_TOPK:
@@ -77,6 +98,19 @@ class FrontendConfig:
             "nms": self.nms,
             "descriptor_sampling": self.descriptor_sampling,
         }
+
+
+def setting_doc(name: str) -> str:
+    """The meaning of the front-end setting ``name`` (written once, in :class:`FrontendConfig`)."""
+    for f in fields(FrontendConfig):
+        if f.name == name:
+            return f.metadata["doc"]
+    raise KeyError(f"no front-end setting {name!r}")
+
+
+def format_size(size: tuple[int, int] | None) -> str:
+    """``(480, 640)`` -> ``"480x640"``; ``None`` -> ``""`` (the inverse of :func:`parse_size`)."""
+    return f"{size[0]}x{size[1]}" if size else ""
 
 
 def parse_size(value: Any) -> tuple[int, int] | None:

@@ -83,12 +83,14 @@ __all__ = [
     "features_dtype",
     "features_from_msg",
     "features_to_msg",
+    "header_at",
     "image_to_numpy",
     "matches_dtype",
     "matches_from_msg",
     "matches_to_msg",
     "numpy_to_image",
     "raw_image_view",
+    "stamp_ns",
 ]
 
 # Largest image accepted by default (pixels): 3840 x 2160 (4K UHD). Guards the node against a
@@ -113,6 +115,18 @@ def copy_header(header: Header | None) -> Header:
         out.stamp.nanosec = header.stamp.nanosec
         out.frame_id = header.frame_id
     return out
+
+
+def stamp_ns(header: Header) -> int:
+    """The header's stamp in integer nanoseconds (exact: no float on the way)."""
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def header_at(stamp: int, frame_id: str) -> Header:
+    """A ``Header`` stamped ``stamp`` nanoseconds (>= 0) with ``frame_id``."""
+    header = Header(frame_id=frame_id)
+    header.stamp.sec, header.stamp.nanosec = divmod(int(stamp), 1_000_000_000)
+    return header
 
 
 def _byte_array(buffer: Any) -> array.array:

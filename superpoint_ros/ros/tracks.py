@@ -1,4 +1,8 @@
-"""Persistent track ids from frame-to-frame matches (pure numpy, no rclpy).
+"""Frame-to-frame matching and persistent track ids (pure numpy, no rclpy).
+
+:class:`FrameTracker` is what the node runs per frame: discontinuity check
+(:func:`track_break_reason`), matching (``superpoint_ros.matching``), one match per current
+keypoint (:func:`one_to_one`) and track ids (:class:`TrackIds`).
 
 A track is born when a keypoint of the previous frame is matched to one of the current frame
 and it had no track yet: both get a new id. A keypoint matched to a previous keypoint that
@@ -9,7 +13,11 @@ is matched again later, it starts a new track). Ids count up from 0 and wrap at 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from ..matching import MatchConfig, match_descriptors
 
 NO_TRACK = -1
 ID_MODULO = 2**32
@@ -101,3 +109,75 @@ class TrackIds:
         current[matches[:, 1]] = ids
         self._previous = current
         return ids.astype(np.uint32)
+
+
+# A frame as far as track continuity is concerned: (frame_id, height, width, stamp ns).
+FrameKey = tuple[str, int, int, int]
+
+
+def frame_key(frame_id: str, shape: tuple[int, ...], stamp_ns: int) -> FrameKey:
+    """The key :func:`track_break_reason` compares, from an image's header and array shape."""
+    return (frame_id, int(shape[0]), int(shape[1]), int(stamp_ns))
+
+
+@dataclass(frozen=True)
+class TrackStep:
+    """What matching one frame against the previous processed frame gave (``M`` matches)."""
+
+    matches: np.ndarray  # [M, 2] int64 (index in the previous frame, index in this one)
+    distances: np.ndarray  # [M] float32 descriptor distances (unit vectors: 0..2)
+    kpts0: np.ndarray  # [M, 2] float32 (x, y) of the matched keypoints of the previous frame
+    kpts1: np.ndarray  # [M, 2] float32 (x, y) of the matched keypoints of this frame
+    track_ids: np.ndarray  # [M] uint32 persistent track id of each match
+    reset: tuple[str, str] | None  # (kind, text) of track_break_reason when tracks broke here
+
+    @property
+    def similarity(self) -> np.ndarray:
+        """Cosine similarity ``[M]`` of each match, ``1 - d^2 / 2`` for unit descriptors: the
+        ``score`` field of ``~/matches``."""
+        return 1.0 - 0.5 * self.distances.astype(np.float32) ** 2
+
+
+@dataclass
+class _Previous:
+    key: FrameKey
+    keypoints: np.ndarray
+    descriptors: np.ndarray
+
+
+class FrameTracker:
+    """Frame-to-frame matching with persistent track ids (pure numpy, no rclpy).
+
+    Each :meth:`step` takes one processed frame's key (:func:`frame_key`), keypoints ``[N, 2]``
+    and descriptors ``[N, D]``; it breaks the tracks where :func:`track_break_reason` says
+    matching makes no sense, matches the previous frame's descriptors to these with ``match``
+    (``None``: matching off, no matches but discontinuities are still detected), keeps one
+    match per current keypoint for one-way matching (:func:`one_to_one`) and advances the
+    :class:`TrackIds`. A model without descriptors (``D = 0``) gives no matches.
+    """
+
+    def __init__(self, match: MatchConfig | None) -> None:
+        self.match = match
+        self.track_ids = TrackIds()
+        self._previous: _Previous | None = None
+
+    def step(self, key: FrameKey, keypoints: np.ndarray, descriptors: np.ndarray) -> TrackStep:
+        previous = self._previous
+        reset = track_break_reason(previous.key, key) if previous is not None else None
+        if reset is not None:
+            previous = None
+            self.track_ids.reset()
+        matches = np.zeros((0, 2), np.int64)
+        distances = np.zeros(0, np.float32)
+        if previous is not None and self.match is not None and descriptors.shape[1]:
+            matches, distances = match_descriptors(previous.descriptors, descriptors, self.match)
+            if not self.match.mutual:
+                matches, distances = one_to_one(matches, distances)
+        track_ids = self.track_ids.update(len(keypoints), matches)
+        if previous is not None:
+            kpts0 = np.asarray(previous.keypoints, np.float32)[matches[:, 0]]
+        else:
+            kpts0 = np.zeros((0, 2), np.float32)
+        kpts1 = np.asarray(keypoints, np.float32)[matches[:, 1]]
+        self._previous = _Previous(key, keypoints, descriptors)
+        return TrackStep(matches, distances, kpts0, kpts1, track_ids, reset)
