@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from superpoint_ros.model.superpoint import ModelConfig, SuperPointNet
-from superpoint_training.labels.export import prepare_image
+from superpoint_training.data.images import prepare_image
 from superpoint_training.labels.homographic_adaptation import (
     AdaptationConfig,
     homographic_adaptation,

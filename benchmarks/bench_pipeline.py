@@ -46,10 +46,8 @@ from bench_training import pairs_batch, shapes_batch, stage_step  # noqa: E402
 
 from superpoint_ros.model.superpoint import ModelConfig, SuperPointNet  # noqa: E402
 from superpoint_training.data.augment import AugmentConfig  # noqa: E402
-from superpoint_training.data.synthetic_shapes import (  # noqa: E402
-    SyntheticShapesConfig,
-    SyntheticShapesDataset,
-)
+from superpoint_training.data.synthetic.config import SyntheticShapesConfig
+from superpoint_training.data.synthetic.dataset import SyntheticShapesDataset
 from superpoint_training.geometry.homographies import coco_homography_config  # noqa: E402
 from superpoint_training.labels.homographic_adaptation import (  # noqa: E402
     homographic_adaptation,
@@ -58,7 +56,7 @@ from superpoint_training.labels.homographic_adaptation import (  # noqa: E402
     sample_adaptation_homographies,
     select_points,
 )
-from superpoint_training.training.trainer import StepContext  # noqa: E402
+from superpoint_training.training.loop import StepContext  # noqa: E402
 
 PAPER = {
     "magicpoint_steps": 200_000,

@@ -23,14 +23,9 @@ import numpy as np
 import torch
 
 from superpoint_training.data.augment import AugmentConfig
-from superpoint_training.data.synthetic_shapes import (
-    PRIMITIVES,
-    SyntheticShapesConfig,
-    SyntheticShapesDataset,
-    collate,
-    render_sample,
-    worker_init,
-)
+from superpoint_training.data.synthetic.config import PRIMITIVES, SyntheticShapesConfig
+from superpoint_training.data.synthetic.dataset import SyntheticShapesDataset, collate, worker_init
+from superpoint_training.data.synthetic.primitives import render_sample
 
 
 def loader_rate(ds, workers: int, batch_size: int, batches: int, run: int) -> float:

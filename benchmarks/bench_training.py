@@ -31,16 +31,13 @@ from superpoint_ros.model.superpoint import ModelConfig, SuperPointNet
 from superpoint_training.config import load_config
 from superpoint_training.losses import get_loss
 from superpoint_training.training.superpoint import SuperPointTrainConfig, make_step_fn
-from superpoint_training.training.trainer import StepContext
+from superpoint_training.training.loop import StepContext
 
 
 def shapes_batch(batch_size: int, size: tuple[int, int], seed: int = 0) -> dict:
     """A real batch of the synthetic-shapes dataset (MagicPoint's input)."""
-    from superpoint_training.data.synthetic_shapes import (
-        SyntheticShapesConfig,
-        SyntheticShapesDataset,
-        collate,
-    )
+    from superpoint_training.data.synthetic.config import SyntheticShapesConfig
+    from superpoint_training.data.synthetic.dataset import SyntheticShapesDataset, collate
 
     ds = SyntheticShapesDataset(
         SyntheticShapesConfig(image_size=size), split="train", seed=seed, length=batch_size

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from superpoint_ros.errors import ConfigError, SuperPointError
 from superpoint_ros.model.superpoint import ModelConfig, SuperPointNet
 from superpoint_training.training import distributed
-from superpoint_training.training.trainer import StepContext, Trainer, TrainerConfig
+from superpoint_training.training.loop import StepContext, Trainer
+from superpoint_training.training.loop_config import TrainerConfig
 
 # (the stage and the CLI are imported inside the tests: the spawned processes import this
 # module to find their worker functions, and should not pay for the whole training stack)

@@ -12,15 +12,20 @@ import pytest
 import torch
 
 from superpoint_ros.errors import ConfigError
-from superpoint_training.data import synthetic_shapes as ss
 from superpoint_training.data.augment import AugmentConfig
-from superpoint_training.data.synthetic_shapes import (
-    PRIMITIVES,
-    SyntheticShapesConfig,
-    SyntheticShapesDataset,
-    collate,
-    render_sample,
-    render_scene,
+from superpoint_training.data.synthetic.config import PRIMITIVES, SyntheticShapesConfig
+from superpoint_training.data.synthetic.dataset import SyntheticShapesDataset, collate, worker_init
+from superpoint_training.data.synthetic.primitives import SAMPLERS, render_sample, sample_cube
+from superpoint_training.data.synthetic.raster import render_scene
+from superpoint_training.data.synthetic.scenes import (
+    checkerboard_scene,
+    cube_scene,
+    cube_visible_faces,
+    ellipses_scene,
+    lines_scene,
+    polygons_scene,
+    star_scene,
+    stripes_scene,
 )
 
 BG = 50
@@ -41,7 +46,7 @@ def as_set(points) -> set[tuple[float, float]]:
 
 def test_square_corners_cover_exactly_a_quarter_pixel():
     square = [[40, 30], [100, 30], [100, 90], [40, 90]]
-    scene = ss.polygons_scene([np.array(square, float)], [250])
+    scene = polygons_scene([np.array(square, float)], [250])
     assert as_set(scene.keypoints) == as_set(square)
     im = render_scene(scene, flat(), supersample=4, blur_sigma=0.0)
     # A corner at a pixel centre covers a quarter of that pixel, an edge half of it.
@@ -54,12 +59,12 @@ def test_square_corners_cover_exactly_a_quarter_pixel():
 @pytest.mark.parametrize("supersample", [4, 8])
 def test_fractional_edge_and_area(supersample):
     # Left edge at x = 40.25: pixel 40 spans [39.5, 40.5], a quarter of it is covered.
-    scene = ss.polygons_scene([np.array([[40.25, 30], [100, 30], [100, 90], [40.25, 90]])], [250])
+    scene = polygons_scene([np.array([[40.25, 30], [100, 30], [100, 90], [40.25, 90]])], [250])
     im = render_scene(scene, flat(), supersample=supersample)
     assert im[60, 40] == 100 and im[60, 41] == 250
     # A slanted triangle: covered area (sum of coverage) == its area, 3800 px^2 by hand.
     tri = np.array([[20, 20], [120, 30], [60, 100]], float)
-    im = render_scene(ss.polygons_scene([tri], [250]), flat(), supersample=supersample)
+    im = render_scene(polygons_scene([tri], [250]), flat(), supersample=supersample)
     coverage = (im.astype(float) - 50) / 200
     assert abs(coverage.sum() - 3800) < 20  # within 0.1 px along the 280 px perimeter
 
@@ -69,7 +74,7 @@ def test_fractional_edge_and_area(supersample):
 
 
 def test_lines_endpoints():
-    scene = ss.lines_scene(np.array([[20, 30, 100, 30], [30, 60, 30, 100]], float), [3, 2],
+    scene = lines_scene(np.array([[20, 30, 100, 30], [30, 60, 30, 100]], float), [3, 2],
                            [250, 0])  # fmt: skip
     assert as_set(scene.keypoints) == as_set([[20, 30], [100, 30], [30, 60], [30, 100]])
     im = render_scene(scene, flat(), supersample=4)
@@ -92,7 +97,7 @@ def test_polygon_sampled_corners_are_corners():
 def test_two_overlapping_polygons_hide_a_corner_and_add_t_junctions():
     a = np.array([[20, 20], [60, 20], [60, 60], [20, 60]], float)
     b = np.array([[40, 40], [90, 40], [90, 80], [40, 80]], float)
-    scene = ss.polygons_scene([a, b], [100, 200])
+    scene = polygons_scene([a, b], [100, 200])
     expected = [[20, 20], [60, 20], [20, 60]]  # A's corner (60, 60) is under B
     expected += [[40, 40], [90, 40], [90, 80], [40, 80]]  # all of B (on top)
     expected += [[60, 40], [40, 60]]  # where B's edges cut A's visible edges
@@ -108,7 +113,7 @@ def test_a_third_polygon_hides_a_junction_and_makes_new_ones():
     a = np.array([[20, 20], [60, 20], [60, 60], [20, 60]], float)
     b = np.array([[40, 40], [90, 40], [90, 80], [40, 80]], float)
     c = np.array([[55, 35], [65, 35], [65, 45], [55, 45]], float)
-    scene = ss.polygons_scene([a, b, c], [100, 200, 0])
+    scene = polygons_scene([a, b, c], [100, 200, 0])
     expected = [[20, 20], [60, 20], [20, 60], [40, 40], [90, 40], [90, 80], [40, 80]]
     expected += [[55, 35], [65, 35], [65, 45], [55, 45]]  # C on top: all corners
     expected += [[40, 60]]  # A/B; (60, 40) is now under C
@@ -118,7 +123,7 @@ def test_a_third_polygon_hides_a_junction_and_makes_new_ones():
 
 
 def test_ellipses_and_noise_have_no_keypoints():
-    scene = ss.ellipses_scene(np.array([[80, 60]]), np.array([[30, 15]]), [0.0], [220])
+    scene = ellipses_scene(np.array([[80, 60]]), np.array([[30, 15]]), [0.0], [220])
     assert scene.keypoints.shape == (0, 2)
     im = render_scene(scene, flat(), supersample=4)
     assert im[60, 80] == 220 and im[60, 105] == 220 and im[60, 115] == 50 and im[80, 80] == 50
@@ -133,7 +138,7 @@ def test_ellipses_and_noise_have_no_keypoints():
 
 def test_star_centre_and_tips():
     tips = [[120, 60], [80, 20], [50, 90]]
-    scene = ss.star_scene((80, 60), np.array(tips, float), 2.0, [200, 220, 240])
+    scene = star_scene((80, 60), np.array(tips, float), 2.0, [200, 220, 240])
     assert as_set(scene.keypoints) == as_set([[80, 60]] + tips)
     im = render_scene(scene, flat(), supersample=4)
     assert im[60, 100] == 200 and im[40, 80] == 220  # on the branches
@@ -145,7 +150,7 @@ def test_star_centre_and_tips():
 def test_checkerboard_grid_points_and_junctions():
     H = np.array([[1.0, 0.0, 30.0], [0.0, 1.0, 40.0], [0.0, 0.0, 1.0]])
     colors = np.array([[0, 255, 0], [255, 0, 255]])
-    scene = ss.checkerboard_scene(2, 3, 20.0, H, colors)
+    scene = checkerboard_scene(2, 3, 20.0, H, colors)
     expected = [[30 + 20 * j, 40 + 20 * i] for i in range(3) for j in range(4)]
     assert as_set(scene.keypoints) == as_set(expected)
     im = render_scene(scene, flat(128), supersample=4).astype(int)
@@ -158,7 +163,7 @@ def test_checkerboard_grid_points_and_junctions():
 
 def test_checkerboard_under_an_affine_map():
     H = np.array([[1.5, 0.2, 30.0], [0.0, 1.2, 20.0], [0.0, 0.0, 1.0]])
-    scene = ss.checkerboard_scene(2, 3, 10.0, H, np.zeros((2, 3)))
+    scene = checkerboard_scene(2, 3, 10.0, H, np.zeros((2, 3)))
     # grid point (row 2, col 3) is board (30, 20): x = 1.5*30 + 0.2*20 + 30, y = 1.2*20 + 20
     assert np.allclose(scene.keypoints[2 * 4 + 3], [79.0, 44.0])
     assert np.allclose(scene.keypoints[0], [30.0, 20.0])
@@ -167,7 +172,7 @@ def test_checkerboard_under_an_affine_map():
 
 def test_stripes_corners():
     H = np.array([[1.0, 0.0, 30.0], [0.0, 1.0, 35.0], [0.0, 0.0, 1.0]])
-    scene = ss.stripes_scene([0, 20, 45, 70], 50.0, H, [0, 200, 100])
+    scene = stripes_scene([0, 20, 45, 70], 50.0, H, [0, 200, 100])
     expected = [[x, y] for y in (35, 85) for x in (30, 50, 75, 100)]
     assert as_set(scene.keypoints) == as_set(expected)
     im = render_scene(scene, flat(150), supersample=4)
@@ -184,8 +189,8 @@ def test_cube_visible_vertices():
                          for v in range(8)])  # fmt: skip
     # All three axes point towards the viewer (z > 0): faces x=1, y=1, z=1 are visible and
     # vertex 0 (at the back) is hidden.
-    assert list(ss.cube_visible_faces(vertices)) == [1, 3, 5]
-    scene = ss.cube_scene(vertices, [0, 60, 0, 140, 0, 220])
+    assert list(cube_visible_faces(vertices)) == [1, 3, 5]
+    scene = cube_scene(vertices, [0, 60, 0, 140, 0, 220])
     expected = [[80, 70], [40, 60], [60, 80], [70, 30], [90, 50], [50, 40], [70, 60]]
     assert as_set(scene.keypoints) == as_set(expected)
     im = render_scene(scene, flat(30), supersample=4)
@@ -202,14 +207,14 @@ def test_sampled_boards_never_fold_through_the_horizon():
     cfg = SyntheticShapesConfig()
     for primitive in ("stripes", "checkerboard"):
         for seed in range(40):
-            scene = ss.SAMPLERS.get(primitive)(np.random.default_rng(seed), SIZE, 128.0, cfg)
+            scene = SAMPLERS.get(primitive)(np.random.default_rng(seed), SIZE, 128.0, cfg)
             assert np.all(np.isfinite(scene.keypoints))
             assert np.abs(scene.keypoints).max() < 5 * max(SIZE)
 
 
 def test_sampled_cube_has_seven_vertices_at_most():
     for seed in range(10):
-        scene = ss.sample_cube(np.random.default_rng(seed), SIZE, 100.0, SyntheticShapesConfig())
+        scene = sample_cube(np.random.default_rng(seed), SIZE, 100.0, SyntheticShapesConfig())
         assert len(scene.keypoints) == 7
 
 
@@ -319,7 +324,7 @@ def test_dataloader_workers_give_the_same_batches():
     kwargs = dict(batch_size=2, collate_fn=collate, shuffle=False)
     ref = list(torch.utils.data.DataLoader(ds, num_workers=0, **kwargs))
     par = list(torch.utils.data.DataLoader(ds, num_workers=2, timeout=60,
-                                           worker_init_fn=ss.worker_init, **kwargs))  # fmt: skip
+                                           worker_init_fn=worker_init, **kwargs))  # fmt: skip
     for a, b in zip(ref, par):
         assert torch.equal(a["image"], b["image"])
         assert all(torch.equal(x, y) for x, y in zip(a["keypoints"], b["keypoints"]))

@@ -31,14 +31,12 @@ from superpoint_training.evaluation.detection import (
     predict_classical,
     save_report,
 )
+from superpoint_training.training.loop_config import TrainerConfig
 from superpoint_training.training.magicpoint import MagicPointConfig, train_magicpoint
-from superpoint_training.training.trainer import (
-    StepBatchSampler,
-    TrainerConfig,
-    check_resume_config,
-    get_stage,
-    lr_factor,
-)
+from superpoint_training.training.optim import lr_factor
+from superpoint_training.training.runs import check_resume_config
+from superpoint_training.training.sampler import StepBatchSampler
+from superpoint_training.training.stages import get_stage
 
 TINY = [
     "data.image_size=[32, 48]",

@@ -19,8 +19,9 @@ from superpoint_training.config import load_config
 from superpoint_training.data.augment import round_keypoints
 from superpoint_training.data.images import resize_image
 from superpoint_training.data.pairs import PairDataset, render_pairs, split_names
-from superpoint_training.labels.export import ExportConfig, export_labels
+from superpoint_training.labels.label_export import ExportConfig
 from superpoint_training.labels.store import LabelStore
+from superpoint_training.training.label_rounds import export_labels
 from superpoint_training.training.superpoint import (
     SuperPointTrainConfig,
     SuperPointValidation,

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 
+from superpoint_training.bags import writer
+from superpoint_training.bags.writer import DISTROS, STORAGES
+
 COMMAND = "bag"
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    from superpoint_training.bags.writer import DISTROS, STORAGES
 
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="bag folder to create")
     p.add_argument(
@@ -111,7 +113,6 @@ def _report(summary, extra: str = "") -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from superpoint_training.bags import writer
 
     if args.bag_kind == "hpatches":
         sequences = writer.find_sequences(args.dataset)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 
+from superpoint_training.evaluation.datasets import find_sequences
+from superpoint_training.evaluation.download import DATASETS, download_dataset
+
 COMMAND = "data"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from superpoint_training.evaluation.download import DATASETS
 
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
     sub.required = True
@@ -48,8 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from superpoint_training.evaluation.datasets import find_sequences
-    from superpoint_training.evaluation.download import download_dataset
 
     folder = download_dataset(
         args.name,

@@ -24,6 +24,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from superpoint_ros.errors import ConfigError
+from superpoint_training.config import load_config, parse_override, to_dict
+from superpoint_training.labels.label_export import ExportConfig, save_preview, summary_text
+from superpoint_training.labels.ranks import run_export
+from superpoint_training.training.distributed import env_info
+
 COMMAND = "export-labels"
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO / "config" / "train" / "export_labels.yaml"
@@ -75,9 +81,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(args: argparse.Namespace):
-    from superpoint_ros.errors import ConfigError
-    from superpoint_training.config import load_config, parse_override
-    from superpoint_training.labels.export import ExportConfig
 
     path = args.config
     if path is None and DEFAULT_CONFIG.is_file():
@@ -117,10 +120,6 @@ def few_points_warning(summary: dict) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from superpoint_ros.errors import ConfigError
-    from superpoint_training.labels.export import save_preview, summary_text
-    from superpoint_training.labels.ranks import run_export
-    from superpoint_training.training.distributed import env_info
 
     conf = resolve_config(args)
     outer = env_info()
@@ -128,8 +127,6 @@ def run(args: argparse.Namespace) -> int:
         return 0  # under torchrun: rank 0 prints it once
     if args.print_config:
         import yaml
-
-        from superpoint_training.config import to_dict
 
         print(yaml.safe_dump(to_dict(conf), sort_keys=False), end="")
         return 0

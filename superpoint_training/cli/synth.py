@@ -12,6 +12,13 @@ from __future__ import annotations
 
 import argparse
 
+from superpoint_ros.errors import ConfigError, InputError
+from superpoint_ros.visualize import GREEN, draw_keypoints
+from superpoint_training.data.augment import AugmentConfig
+from superpoint_training.data.augment import augment as apply_augment
+from superpoint_training.data.synthetic.config import PRIMITIVES, SyntheticShapesConfig
+from superpoint_training.data.synthetic.primitives import render_sample
+
 COMMAND = "synth"
 
 
@@ -50,16 +57,6 @@ def preview_grid(
     ``(seed, k)``."""
     import cv2
     import numpy as np
-
-    from superpoint_ros.errors import ConfigError
-    from superpoint_ros.visualize import GREEN, draw_keypoints
-    from superpoint_training.data.augment import AugmentConfig
-    from superpoint_training.data.augment import augment as apply_augment
-    from superpoint_training.data.synthetic_shapes import (
-        PRIMITIVES,
-        SyntheticShapesConfig,
-        render_sample,
-    )
 
     primitives = list(primitives or PRIMITIVES)
     unknown = [p for p in primitives if p not in PRIMITIVES]
@@ -106,8 +103,6 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import cv2
-
-    from superpoint_ros.errors import InputError
 
     grid = preview_grid(
         seed=args.seed,

@@ -22,6 +22,14 @@ import argparse
 import datetime
 from pathlib import Path
 
+from superpoint_ros.errors import ConfigError
+from superpoint_training.config import load_config, parse_override, to_dict
+from superpoint_training.training import distributed
+from superpoint_training.training.checkpoints import LAST_CHECKPOINT, find_resume_checkpoint
+from superpoint_training.training.distributed import env_info
+from superpoint_training.training.runs import completion_message
+from superpoint_training.training.stages import get_stage
+
 COMMAND = "train"
 COMMON_FLAGS = {  # flag dest -> config key
     "steps": "train.steps",
@@ -107,8 +115,6 @@ def stage_parser(stage) -> argparse.ArgumentParser:
 def resolve_config(stage, opts: argparse.Namespace, base: dict | None = None):
     """Defaults <- YAML (or ``base``: a checkpoint's resolved config) <- key=value overrides
     <- flags."""
-    from superpoint_ros.errors import ConfigError
-    from superpoint_training.config import load_config, parse_override
 
     path = opts.config
     if path is None and base is None and Path(stage.default_config).is_file():
@@ -138,14 +144,6 @@ def resolve_config(stage, opts: argparse.Namespace, base: dict | None = None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from superpoint_ros.errors import ConfigError
-    from superpoint_training.training.distributed import env_info
-    from superpoint_training.training.trainer import (
-        LAST_CHECKPOINT,
-        completion_message,
-        find_resume_checkpoint,
-        get_stage,
-    )
 
     stage = get_stage(args.stage)
     opts = stage_parser(stage).parse_intermixed_args(args.args)
@@ -173,8 +171,6 @@ def run(args: argparse.Namespace) -> int:
         return 0  # under torchrun: rank 0 does it once
     if opts.print_config:
         import yaml
-
-        from superpoint_training.config import to_dict
 
         print(yaml.safe_dump(to_dict(conf), sort_keys=False), end="")
         return 0
@@ -213,7 +209,6 @@ def launch_stage(
     """Run the stage in this process, under torchrun (``WORLD_SIZE`` set: join the process
     group), or in ``nproc`` processes spawned here. Returns the last checkpoint (``None`` on
     ranks other than 0 under torchrun, which print nothing)."""
-    from superpoint_training.training import distributed
 
     world = distributed.torchrun_world(nproc)
     if nproc is not None:
@@ -234,6 +229,5 @@ def launch_stage(
 
 def _train_process(stage_name: str, conf, output: Path, resume: bool) -> Path:
     """One process's training (module level: ``--nproc`` pickles it into each process)."""
-    from superpoint_training.training.trainer import get_stage
 
     return get_stage(stage_name).run(conf, output, resume=resume)

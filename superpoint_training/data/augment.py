@@ -27,6 +27,7 @@ import numpy as np
 
 from superpoint_ros.geometry import warp_points
 from superpoint_ros.registry import Registry
+from superpoint_training.config import from_dict
 from superpoint_training.geometry.homographies import HomographyConfig, sample_homography
 
 Size = tuple[int, int]  # (height, width)
@@ -94,7 +95,6 @@ class PhotometricConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> PhotometricConfig:
-        from superpoint_training.config import from_dict
 
         return from_dict(cls, data)
 
@@ -238,7 +238,6 @@ class HomographicConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> HomographicConfig:
-        from superpoint_training.config import from_dict
 
         return from_dict(cls, data)
 
@@ -325,7 +324,6 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> AugmentConfig:
-        from superpoint_training.config import from_dict
 
         return from_dict(cls, data)
 

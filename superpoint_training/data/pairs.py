@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from superpoint_ros.errors import ConfigError
+from superpoint_ros.visualize import draw_keypoints
 from superpoint_training.data.augment import (
     HomographicConfig,
     PhotometricConfig,
@@ -43,6 +44,7 @@ from superpoint_training.data.augment import (
 )
 from superpoint_training.data.images import ImageSet, prepare_image
 from superpoint_training.geometry.homographies import coco_homography_config
+from superpoint_training.labels.store import LabelStore
 
 
 def _pair_homographies() -> HomographicConfig:
@@ -123,7 +125,6 @@ class PairDataset(torch.utils.data.Dataset):
         shuffle: bool = True,
         crop: bool = True,
     ):
-        from superpoint_training.labels.store import LabelStore
 
         if not conf.labels:
             raise ConfigError("data.labels (--labels) is not set: the label store to train on")
@@ -242,7 +243,6 @@ def random_crop(
 def render_pairs(dataset: PairDataset, indices: Sequence[int]) -> np.ndarray:
     """A BGR grid, one row per item: image 0 with its labels, image 1 with the warped labels
     (the invalid region tinted red)."""
-    from superpoint_ros.visualize import draw_keypoints
 
     rows = []
     for p in indices:

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from superpoint_training.config import from_dict
+
 Size = tuple[int, int]  # (height, width)
 
 
@@ -74,7 +76,6 @@ class HomographyConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> HomographyConfig:
         """Defaults overridden by ``data``; unknown keys raise ``ConfigError``."""
-        from superpoint_training.config import from_dict
 
         return from_dict(cls, data)
 

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from superpoint_ros.frontend.postprocess import detector_scores, nms, remove_border
+from superpoint_training.data.augment import warp_image
 from superpoint_training.geometry.homographies import (
     HomographyConfig,
     coco_homography_config,
@@ -223,7 +224,6 @@ def homographic_adaptation_reference(
     ``image [H, W]`` float32 in [0, 1]; ``homographies [N, 3, 3]``. Returns numpy ``prob`` and
     ``count`` ``[H, W]`` as ``homographic_adaptation`` does.
     """
-    from superpoint_training.data.augment import warp_image
 
     h, w = image.shape
     image = np.asarray(image, np.float32)

@@ -1,7 +1,8 @@
 """Training step 3: export pseudo ground truth for a folder of images by homographic adaptation.
 
-``export_labels(conf, weights, images_dir, output) -> summary`` (also ``superpoint
-export-labels``): every image of ``images_dir`` (recursively, sorted, by extension) is read as
+``export_round(conf, weights, images_dir, output) -> summary`` (one export; ``superpoint
+export-labels`` runs it through ``training.label_rounds.export_labels``, which adds the rounds):
+every image of ``images_dir`` (recursively, sorted, by extension) is read as
 grayscale and brought to ``conf.image_size`` (240x320, as the paper does for COCO:
 ``prepare_image``), then ``labels.homographic_adaptation`` runs the MagicPoint ``weights`` on
 ``adaptation.num_homographies`` warps of it, and the selected points go into one HDF5 label
@@ -12,11 +13,8 @@ store (``labels.store``), committed every ``chunk_size`` images.
   always gets the same homographies (drawn from ``(seed, crc32(name))``), so labels do not
   depend on batch size, order or interruptions.
 * Unreadable images are logged, recorded in the store and counted in the summary.
-* Several rounds (``rounds.num_rounds > 1``, as the paper suggests and rpautrat's COCO recipe
-  does): export, train the detector on the labels (step-4 stage with ``descriptor_dim = 0``,
-  starting from the current weights), export again with the retrained detector; the
-  intermediate stores and runs sit beside the output (``<output stem>.round<k>.h5``,
-  ``<output stem>.round<k>_detector/``).
+* Several rounds (``rounds.*`` here, run by ``training.label_rounds``): export, train the
+  detector on the labels, export again with the retrained detector.
 * Several processes (``labels.ranks``: torchrun, or ``--nproc N``): each rank labels its share
   of the images into its own part store, rank 0 merges the parts into ``output``
   (``labels.shards``); the merged store equals the one-process store of the same images, and a
@@ -41,13 +39,25 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
 
+from superpoint_ros.devices import resolve_device
 from superpoint_ros.errors import ConfigError, InputError
 from superpoint_ros.model.superpoint import CELL
+from superpoint_ros.model.weights import build_model, load_weights
+from superpoint_ros.visualize import draw_keypoints
 
+from ..config import to_dict
 from ..data.images import IMAGE_EXTENSIONS, RESIZE_MODES, ImageSet, prepare_image
 from ..precision import PRECISIONS, autocast, check_precision
-from .homographic_adaptation import AdaptationConfig, sample_adaptation_homographies
+from ..training import distributed
+from .homographic_adaptation import (
+    AdaptationConfig,
+    adapt_and_select,
+    sample_adaptation_homographies,
+)
 from .shards import existing_parts, merge_parts, part_path, plan_shards, remove_parts
 from .store import LabelStore, LabelStoreWriter, summarize
 
@@ -156,8 +166,6 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def store_identity(conf: ExportConfig, weights_sha: str) -> dict[str, Any]:
     """What decides the labels: the identity keys of ``conf`` and the weights' hash."""
-    from superpoint_training.config import to_dict
-
     tree = to_dict(conf)
     identity = {k: tree[k] for k in IDENTITY_KEYS}
     identity["adaptation"] = {
@@ -169,44 +177,12 @@ def store_identity(conf: ExportConfig, weights_sha: str) -> dict[str, Any]:
 def load_detector(weights: str | os.PathLike, device):
     """The network of ``weights`` (any layout ``load_weights`` reads), eval mode, on
     ``device``."""
-    from superpoint_ros.model.weights import build_model, load_weights
-
     return build_model(load_weights(weights)).to(device).eval()
 
 
-def export_labels(
-    conf: ExportConfig,
-    weights: str | os.PathLike,
-    images_dir: str | os.PathLike | Sequence[str | os.PathLike],
-    output: str | os.PathLike,
-    preview: str | os.PathLike | None = None,
-) -> dict[str, Any]:
-    """Run step 3 (all rounds, see the module doc); returns the final store's summary.
-    ``images_dir``: one folder, several, or ``.txt`` lists (``data.images.ImageSet``)."""
-    check_config(conf)
-    weights, output = Path(weights), Path(output)
-    if not weights.is_file():
-        raise InputError(f"weights file not found: {weights}")
-    rounds = conf.rounds.num_rounds
-    summary: dict[str, Any] = {}
-    for r in range(1, rounds + 1):
-        out_r = output if r == rounds else output.with_name(f"{output.stem}.round{r}.h5")
-        summary = export_round(conf, weights, images_dir, out_r)
-        summary["round"] = r
-        if r < rounds:
-            weights = retrain_detector(conf, weights, images_dir, out_r, r)
-    if preview is not None:
-        if _is_main():
-            save_preview(output, images_dir, preview, conf.preview_images)
-        summary["preview"] = str(preview)
-    return summary
-
-
-def _is_main() -> bool:
+def is_main() -> bool:
     """This process is rank 0 of its process group (or there is no group)."""
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    return not grouped() or dist.get_rank() == 0
 
 
 def export_round(
@@ -221,10 +197,6 @@ def export_round(
     the labels go straight into ``output``. Under a process group (torchrun, ``--nproc``),
     or when an earlier multi-rank export left parts, each rank labels its shard into its own
     part and rank 0 merges them (``labels.shards``); every rank returns the summary."""
-    import torch
-
-    from superpoint_training.training import distributed
-
     images = ImageSet.from_sources(images_dir, conf.extensions)
     names = list(images.names)
     if conf.limit:
@@ -232,8 +204,10 @@ def export_round(
     if not names:
         raise InputError(f"no images ({', '.join(conf.extensions)}) under {images.sources}")
     info = distributed.current()
-    grouped = _grouped()
-    device = _rank_device(conf.device, info.local_rank) if grouped else _single_device(conf)
+    in_group = grouped()
+    device = (
+        _rank_device(conf.device, info.local_rank) if in_group else resolve_device(conf.device)
+    )
     check_precision(conf.precision, device)
     if conf.num_threads > 0:
         torch.set_num_threads(conf.num_threads)
@@ -244,7 +218,7 @@ def export_round(
         "device": str(device),
         "precision": conf.precision,
     }
-    if not grouped and not existing_parts(output):
+    if not in_group and not existing_parts(output):
         writer = LabelStoreWriter(output, identity, meta)
         todo = [n for n in names if not writer.is_done(n)]
         labelled, elapsed = _label(conf, weights, images, todo, writer, device, len(names))
@@ -259,9 +233,9 @@ def export_round(
         part_meta = {**meta, "rank": info.rank, "world_size": info.world_size}
         writer = LabelStoreWriter(part_path(output, info.rank), identity, part_meta)
         labelled, elapsed = _label(
-            conf, weights, images, mine, writer, device, len(mine), info if grouped else None
+            conf, weights, images, mine, writer, device, len(mine), info if in_group else None
         )
-    stats = distributed.gather_all((labelled, elapsed)) if grouped else [(labelled, elapsed)]
+    stats = distributed.gather_all((labelled, elapsed)) if in_group else [(labelled, elapsed)]
     summary = None
     if info.is_main:
         writer = LabelStoreWriter(output, identity, {**meta, "world_size": info.world_size})
@@ -270,27 +244,17 @@ def export_round(
             writer, sum(n for n, _ in stats), max(t for _, t in stats), ranks=len(stats)
         )
         remove_parts(output)
-    return distributed.broadcast(summary) if grouped else summary
+    return distributed.broadcast(summary) if in_group else summary
 
 
-def _grouped() -> bool:
+def grouped() -> bool:
     """A ``torch.distributed`` process group is initialised (of any size, also 1)."""
-    import torch.distributed as dist
-
     return dist.is_available() and dist.is_initialized()
-
-
-def _single_device(conf: ExportConfig):
-    from superpoint_training.training.trainer import resolve_device
-
-    return resolve_device(conf.device)
 
 
 def _rank_device(device: str, local_rank: int):
     """The device of a rank: ``cuda:LOCAL_RANK`` for ``auto`` (with a GPU) and ``cuda``, the
     CPU for ``cpu``; ``cuda:N`` is refused (every rank would take the same GPU)."""
-    from superpoint_training.training import distributed
-
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(
             f"device={device} pins one GPU, but each export rank uses cuda:LOCAL_RANK: use "
@@ -311,11 +275,6 @@ def _label(
 ) -> tuple[int, float]:
     """Label the images ``todo`` into ``writer``, ``chunk_size`` images per commit; returns
     ``(images labelled, seconds)``. The bar counts ``total`` (only rank 0's shows)."""
-    import torch
-    from tqdm import tqdm
-
-    from .homographic_adaptation import adapt_and_select
-
     model = load_detector(weights, device)
     ada = conf.adaptation
     size = tuple(conf.image_size)
@@ -438,57 +397,6 @@ def _finish(
     return summary
 
 
-def retrain_detector(
-    conf: ExportConfig,
-    weights: Path,
-    images_dir: str | os.PathLike | Sequence[str | os.PathLike],
-    labels: Path,
-    round_index: int,
-) -> Path:
-    """Train the detector (step-4 stage, ``model.descriptor_dim=0``) on ``labels``, starting
-    from ``weights``, for ``rounds.steps`` steps; returns the new checkpoint. Resumes a run
-    that was cut short."""
-    from superpoint_training.training.superpoint import train_superpoint
-    from superpoint_training.training.trainer import LAST_CHECKPOINT
-
-    run_dir = labels.with_name(f"{labels.stem}_detector")
-    tconf = retrain_config(conf, weights, images_dir, labels)
-    resume = (run_dir / LAST_CHECKPOINT).is_file()
-    log.info("round %d: training the detector on %s into %s", round_index, labels, run_dir)
-    return train_superpoint(tconf, run_dir, resume=resume)
-
-
-def retrain_config(
-    conf: ExportConfig,
-    weights: str | os.PathLike,
-    images_dir: str | os.PathLike | Sequence[str | os.PathLike],
-    labels: str | os.PathLike,
-):
-    """The step-4 config of the detector training between two rounds (``rounds.*``)."""
-    from superpoint_training.config import load_config
-    from superpoint_training.training.superpoint import DEFAULT_CONFIG, SuperPointTrainConfig
-
-    r = conf.rounds
-    overrides = [
-        *r.overrides,
-        ("model.descriptor_dim", 0),
-        ("train.steps", r.steps),
-        ("data.images", _images_value(images_dir)),
-        ("data.labels", str(labels)),
-        ("init_weights", str(weights)),
-        ("train.device", conf.device),
-    ]
-    return load_config(SuperPointTrainConfig, r.config or DEFAULT_CONFIG, overrides)
-
-
-def _images_value(images_dir) -> str | list[str]:
-    """``data.images`` of a training config: one source as a string, several as a list."""
-    if isinstance(images_dir, (str, os.PathLike)):
-        return str(images_dir)
-    sources = [str(s) for s in images_dir]
-    return sources[0] if len(sources) == 1 else sources
-
-
 # ---------------------------------------------------------------------------------------------
 # preview
 
@@ -500,8 +408,6 @@ def preview_image(
     cols: int = 4,
 ) -> np.ndarray:
     """A BGR grid of the store's first ``num_images`` images with their labels drawn."""
-    from superpoint_ros.visualize import draw_keypoints
-
     store = LabelStore(store_path)
     images = ImageSet.from_sources(images_dir)
     identity = store.identity

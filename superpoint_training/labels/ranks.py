@@ -22,9 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from superpoint_ros.errors import ConfigError
 
-from .export import ExportConfig, check_config, export_labels, retrain_config
+from ..training import distributed
+from ..training.label_rounds import export_labels, retrain_config
+from .label_export import ExportConfig, check_config
 
 DEFAULT_TIMEOUT_MIN = 60.0  # the fastest rank waits this long for the slowest at the merge
 
@@ -32,8 +36,6 @@ DEFAULT_TIMEOUT_MIN = 60.0  # the fastest rank waits this long for the slowest a
 def check_ranks(conf: ExportConfig, world_size: int, local: int | None = None) -> None:
     """Refuse, before any process starts, what cannot run with ``world_size`` ranks (``local``
     of them spawned on this machine by ``--nproc``)."""
-    import torch
-
     if world_size < 1:
         raise ConfigError(f"--nproc must be >= 1, got {world_size}")
     if world_size == 1:
@@ -52,10 +54,8 @@ def check_ranks(conf: ExportConfig, world_size: int, local: int | None = None) -
             f"{torch.cuda.device_count()}"
         )
     if conf.rounds.num_rounds > 1:  # the retraining between rounds runs under DDP
-        from superpoint_training.training.distributed import check_batch
-
         tconf = retrain_config(conf, "weights.pt", ".", "labels.h5")
-        check_batch(tconf.train.batch_size, world_size)
+        distributed.check_batch(tconf.train.batch_size, world_size)
 
 
 def run_export(
@@ -69,8 +69,6 @@ def run_export(
 ) -> dict[str, Any] | None:
     """Export in this process, as a torchrun rank, or in ``nproc`` spawned processes (module
     doc); returns the summary (``None`` on torchrun ranks other than 0, which print nothing)."""
-    from superpoint_training.training import distributed
-
     check_config(conf)
     world = distributed.torchrun_world(nproc)
     args = (conf, Path(weights), images, Path(output), preview)

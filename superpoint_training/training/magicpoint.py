@@ -27,17 +27,14 @@ from typing import Any
 
 import torch
 
+from superpoint_ros.devices import resolve_device
 from superpoint_ros.errors import ConfigError
 from superpoint_ros.model.superpoint import CELL, ModelConfig, SuperPointNet
 from superpoint_ros.model.weights import build_model, load_weights
+from superpoint_training.data.synthetic.config import SyntheticShapesConfig
+from superpoint_training.data.synthetic.dataset import SyntheticShapesDataset, collate, worker_init
 
 from ..data.augment import AugmentConfig
-from ..data.synthetic_shapes import (
-    SyntheticShapesConfig,
-    SyntheticShapesDataset,
-    collate,
-    worker_init,
-)
 from ..evaluation.detection import (
     DetectionEvalConfig,
     DetectionEvaluator,
@@ -48,16 +45,10 @@ from ..evaluation.detection import (
     save_report,
 )
 from ..losses import get_loss
-from .trainer import (
-    STAGES,
-    Stage,
-    StepContext,
-    Trainer,
-    TrainerConfig,
-    begin_run,
-    record_run,
-    resolve_device,
-)
+from .loop import StepContext, Trainer
+from .loop_config import TrainerConfig
+from .runs import begin_run, record_run
+from .stages import STAGES, Stage
 
 STAGE = "magicpoint"
 REPO = Path(__file__).resolve().parents[2]

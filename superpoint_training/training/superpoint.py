@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from superpoint_ros.devices import resolve_device
 from superpoint_ros.errors import ConfigError
 from superpoint_ros.frontend.conventions import DEFAULT_CONVENTIONS
 from superpoint_ros.model.superpoint import CELL, ModelConfig, SuperPointNet
@@ -53,18 +54,12 @@ from superpoint_ros.model.weights import build_model, load_weights
 
 from ..config import to_dict
 from ..data.pairs import PairDataset, PairsConfig, split_names
-from ..data.synthetic_shapes import collate, worker_init
+from ..data.synthetic.dataset import collate, worker_init
 from ..losses import get_loss
-from .trainer import (
-    STAGES,
-    Stage,
-    StepContext,
-    Trainer,
-    TrainerConfig,
-    begin_run,
-    record_run,
-    resolve_device,
-)
+from .loop import StepContext, Trainer
+from .loop_config import TrainerConfig
+from .runs import begin_run, record_run
+from .stages import STAGES, Stage
 
 log = logging.getLogger(__name__)
 
