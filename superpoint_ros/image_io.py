@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 from superpoint_ros.errors import ImageReadError
+from superpoint_ros.frontend.preprocess import to_gray as frontend_gray
 from superpoint_ros.image_encodings import mono16_to_8
 
 __all__ = [
@@ -390,12 +391,11 @@ def to_frontend(image: np.ndarray, mono16_shift: int | None = 8) -> np.ndarray:
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """uint8 ``[H, W]``: colour made grey with ``cv2.cvtColor`` (BT.601, the node's and the
-    evaluation's conversion; decoding straight to grey rounds differently), 16 bits >> 8."""
-    image = to_frontend(image)
-    if image.ndim == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    return image
+    """uint8 ``[H, W]``: colour made grey by the front-end's own conversion
+    (:func:`superpoint_ros.frontend.preprocess.to_gray`, ``cv2.cvtColor`` BT.601), so training
+    data, labels and evaluation see the pixels the node computes from the same image (decoding
+    straight to grey rounds differently); 16 bits >> 8."""
+    return frontend_gray(to_frontend(image))
 
 
 def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS

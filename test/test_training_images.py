@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from superpoint_ros.errors import ConfigError, InputError
+from superpoint_ros.frontend import preprocess
 from superpoint_training.data.images import ImageSet, list_images, prepare_image
 
 
@@ -73,3 +74,21 @@ def test_prepare_image_crops_to_the_training_size(folders):
     assert img.shape == (24, 32) and img.dtype == np.uint8 and int(img[0, 0]) == 100
     with pytest.raises(InputError, match="cannot read"):
         prepare_image(folders / "kodak" / "notes.md", (24, 32))
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_training_sees_the_node_pixels(tmp_path, suffix):
+    """A colour file gives the training (``prepare_image``, at the file's own size: no resize)
+    exactly the grey the node's front-end computes from the same decoded BGR image; decoding
+    straight to grey (``IMREAD_GRAYSCALE``, what the training did before) differs on some JPEG
+    pixels, which is why there is one reader."""
+    rng = np.random.default_rng(3)
+    colour = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    path = tmp_path / f"c{suffix}"
+    cv2.imwrite(str(path), colour)
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    node = preprocess.to_gray(bgr)  # what superpoint_node feeds the network
+    assert np.array_equal(prepare_image(path, (48, 64)), node)
+    if suffix == ".jpg":
+        direct = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        assert not np.array_equal(direct, node)
