@@ -22,7 +22,7 @@ FULL_HPATCHES = 116  # sequences in hpatches-sequences-release
 
 
 def timed_evaluate(datasets, method, out, **kw) -> tuple[float, dict]:
-    from superpoint_training.evaluation.evaluate import evaluate
+    from superpoint_training.evaluation.pipeline import evaluate
 
     t0 = time.perf_counter()
     report = evaluate(datasets, [method], out, cache_dir=None, plots=False, progress=False, **kw)

@@ -63,8 +63,9 @@ def main() -> int:
     from _random_model import random_onnx
 
     from superpoint_training.bags.writer import find_sequences, write_hpatches_bag
-    from superpoint_training.evaluation.evaluate import evaluate, summary_table
+    from superpoint_training.evaluation.pipeline import evaluate
     from superpoint_training.evaluation.protocol import Protocol
+    from superpoint_training.evaluation.report import summary_table
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)

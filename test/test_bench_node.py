@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from superpoint_ros.errors import ConfigError, InputError
-from superpoint_training.evaluation import evaluate as E
+from superpoint_training.evaluation import results
 from superpoint_training.evaluation.protocol import Protocol
 from superpoint_training.ros import bench as B
 
@@ -177,7 +177,7 @@ def test_sequence_records_score_perfect_and_dropped_frames():
     assert r3["corner_error"] == math.inf
     assert r3["correct"] == {"1": False, "3": False, "5": False}
     assert r3["repeatability"] == 1.0
-    result = E.method_result(method, [r2, r3], ["v_s"], protocol, {})
+    result = results.method_result(method, [r2, r3], ["v_s"], protocol, {})
     assert result["homography_accuracy"] == {"1": 0.5, "3": 0.5, "5": 0.5}
     assert result["pairs"] == 2 and result["splits"]["viewpoint"]["pairs"] == 2
     assert result["pair_results"][1]["corner_error"] is None  # inf is not JSON

@@ -25,21 +25,19 @@ from superpoint_training.evaluation.datasets import (
     sequence_kind,
     stretch,
 )
-from superpoint_training.evaluation.evaluate import (
-    _load_npz,
-    _save_npz,
-    build_report,
+from superpoint_training.evaluation.extraction import (
     cached_extraction,
-    evaluate,
-    match_figure,
+    load_npz,
     method_key,
-    method_result,
-    method_timing,
-    sequence_records,
-    write_report,
+    save_npz,
 )
+from superpoint_training.evaluation.figures import match_figure
 from superpoint_training.evaluation.methods import OrbMethod, get_method
+from superpoint_training.evaluation.pair_metrics import sequence_records
+from superpoint_training.evaluation.pipeline import evaluate
 from superpoint_training.evaluation.protocol import Protocol
+from superpoint_training.evaluation.report import build_report, write_report
+from superpoint_training.evaluation.results import method_result, method_timing
 
 SMALL = Protocol(
     rep_size=(96, 128), hom_size=(192, 256), rep_max_keypoints=150, hom_max_keypoints=300
@@ -296,8 +294,8 @@ def test_cache_is_reused_and_refused_when_the_data_changes(tmp_path, tiny_datase
     assert not hit
     # A cache of an older format (v1: images made grey by imread) is not reused either.
     path = tmp_path / f"orb-{method_key(orb, SMALL)}" / "i_astro.npz"
-    arrays, meta = _load_npz(path)
-    _save_npz(path, arrays, {**meta, "format": "superpoint_ros.eval_cache.v1"})
+    arrays, meta = load_npz(path)
+    save_npz(path, arrays, {**meta, "format": "superpoint_ros.eval_cache.v1"})
     _, _, hit = cached_extraction(orb, seq, SMALL, tmp_path)
     assert not hit
     _, _, hit = cached_extraction(orb, seq, SMALL, tmp_path)  # and the new one is

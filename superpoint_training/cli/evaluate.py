@@ -108,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from superpoint_ros.errors import ConfigError
-    from superpoint_training.evaluation.evaluate import evaluate, summary_table
+    from superpoint_training.evaluation.pipeline import evaluate
     from superpoint_training.evaluation.protocol import Protocol
+    from superpoint_training.evaluation.report import summary_table
 
     protocol = Protocol().with_overrides(args.set)
     if args.show_protocol:

@@ -2,7 +2,8 @@
 
 * ``sift``, ``orb``: OpenCV, with the protocol's point budget (best responses kept);
 * any weights file (``.pt``, ``.pth``, ``.pth.tar``...) or exported ``.onnx``: SuperPoint through
-  ``superpoint_ros.frontend.load_frontend``.
+  ``superpoint_ros.frontend.load_frontend``;
+* a front-end already loaded (any backend and precision): ``FrontendMethod``.
 
 Every method maps a uint8 image to the data contract (``keypoints [N, 2]`` float32 (x, y),
 ``scores [N]`` float32, ``descriptors [N, D]`` float32) and brings its own matcher, because
@@ -168,14 +169,77 @@ class OrbMethod(_OpenCVMethod):
         return self._bf_match(desc0, desc1, cross_check=False)
 
 
+def frontend_settings(protocol: Protocol) -> dict[str, Any]:
+    """The front-end config a SuperPoint model is evaluated with under ``protocol``: the larger
+    point budget, the protocol's NMS radius, detection threshold and border, no resizing (the
+    protocol stretches the images itself). Pass it as ``load_frontend(..., config=...)``."""
+    p = protocol
+    return {
+        "max_keypoints": max(p.rep_max_keypoints, p.hom_max_keypoints),
+        "nms_radius": p.nms_radius,
+        "detection_threshold": p.detection_threshold,
+        "border": p.border,
+        "resize": None,
+    }
+
+
+def protocol_deviations(config: Any, protocol: Protocol) -> dict[str, Any]:
+    """The settings of a front-end ``config`` (``FrontendConfig``) that differ from
+    :func:`frontend_settings`: ``{key: {"protocol": wanted, "file": used}}`` (resize aside)."""
+    return {
+        k: {"protocol": v, "file": getattr(config, k)}
+        for k, v in frontend_settings(protocol).items()
+        if k != "resize" and getattr(config, k) != v
+    }
+
+
+class FrontendMethod(Method):
+    """A loaded front-end (``superpoint_ros.frontend.Frontend``: any backend, any precision)
+    as a method; build it with :func:`frontend_settings` to follow the protocol (settings that
+    differ are reported as ``protocol_deviations``). Smaller point budgets keep its best
+    points (NMS does not depend on the budget, so that equals extracting with the smaller one).
+    Its identity names the backend and the front-end config, not the weights: give
+    :func:`pipeline.evaluate_method` no cache for it (or use a weights file's method)."""
+
+    kind = "frontend"
+
+    def __init__(self, name: str, protocol: Protocol, frontend: Any = None):
+        super().__init__(name, protocol)
+        self._frontend = frontend
+        self.deviations: dict[str, Any] = (
+            protocol_deviations(frontend.config, protocol) if frontend is not None else {}
+        )
+
+    def identity(self) -> dict[str, Any]:
+        fe = self.frontend()
+        return {
+            "kind": self.kind,
+            "backend": fe.backend_name,
+            "frontend_config": fe.config.to_dict(),
+        }
+
+    def describe(self) -> dict[str, Any]:
+        out = self.identity()
+        if self.deviations:
+            out["protocol_deviations"] = self.deviations
+        return out
+
+    def frontend(self) -> Any:
+        """The front-end (subclasses load it on first use)."""
+        return self._frontend
+
+    def extract(self, image: np.ndarray, max_keypoints: int) -> dict[str, np.ndarray]:
+        pred = self.frontend()(image)
+        pred = {k: np.asarray(v, np.float32) for k, v in pred.items()}
+        return keep_best(pred, max_keypoints)
+
+
 @METHODS.register("superpoint")
-class SuperPointMethod(Method):
+class SuperPointMethod(FrontendMethod):
     """A SuperPoint model (weights file or ``.onnx``) through the project's front-end.
 
-    One front-end is built with the larger point budget; smaller budgets keep its best points
-    (NMS does not depend on the budget, so that equals extracting with the smaller one).
-    ``.onnx`` files carry their own baked settings; where they differ from the protocol, the
-    report says so.
+    One front-end is built with :func:`frontend_settings`. ``.onnx`` files carry their own baked
+    settings; where they differ from the protocol, the report says so.
     """
 
     kind = "superpoint"
@@ -184,9 +248,7 @@ class SuperPointMethod(Method):
         super().__init__(name, protocol)
         self.path = Path(path)
         self.backend = backend
-        self._frontend = None
         self._sha = None
-        self.deviations: dict[str, Any] = {}
 
     def _file_sha(self) -> str:
         if self._sha is None:
@@ -216,22 +278,9 @@ class SuperPointMethod(Method):
         if self._frontend is None:
             from superpoint_ros.frontend import load_frontend
 
-            p = self.protocol
-            wanted = {
-                "max_keypoints": max(p.rep_max_keypoints, p.hom_max_keypoints),
-                "nms_radius": p.nms_radius,
-                "detection_threshold": p.detection_threshold,
-                "border": p.border,
-                "resize": None,
-            }
             if self.path.suffix.lower() == ".onnx":
                 fe = load_frontend(self.path, backend=self.backend, config={"resize": None})
-                baked = fe.config
-                self.deviations = {
-                    k: {"protocol": v, "file": getattr(baked, k)}
-                    for k, v in wanted.items()
-                    if k != "resize" and getattr(baked, k) != v
-                }
+                self.deviations = protocol_deviations(fe.config, self.protocol)
                 if self.deviations:
                     log.warning(
                         "%s was exported with settings other than the protocol's: %s",
@@ -239,14 +288,10 @@ class SuperPointMethod(Method):
                         self.deviations,
                     )
             else:
-                fe = load_frontend(self.path, backend=self.backend, config=wanted)
+                settings = frontend_settings(self.protocol)
+                fe = load_frontend(self.path, backend=self.backend, config=settings)
             self._frontend = fe
         return self._frontend
-
-    def extract(self, image: np.ndarray, max_keypoints: int) -> dict[str, np.ndarray]:
-        pred = self.frontend()(image)
-        pred = {k: np.asarray(v, np.float32) for k, v in pred.items()}
-        return keep_best(pred, max_keypoints)
 
 
 def _gray(image: np.ndarray) -> np.ndarray:

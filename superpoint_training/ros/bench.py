@@ -14,9 +14,10 @@ What the bench does, in the offline evaluation's terms (``superpoint_training.ev
 * Predictions. The features the node answers are cut to the pass's point budget with
   ``methods.keep_best``, as ``SuperPointMethod.extract`` does offline.
 * Metrics and report. The offline evaluation's public steps, on the node's predictions:
-  ``evaluate.sequence_records`` (``pair_metrics`` per pair) with a :class:`NodeMethod` whose
-  matchers are the base ``Method``'s (the ones SuperPoint uses offline),
-  ``evaluate.match_figure``, ``evaluate.method_timing``/``method_result``, ``build_report`` and
+  ``evaluation.pair_metrics.sequence_records`` (``pair_metrics`` per pair) with a
+  :class:`NodeMethod` whose matchers are the base ``Method``'s (the ones SuperPoint uses
+  offline), ``evaluation.figures.match_figure``, ``evaluation.results.method_timing``/
+  ``method_result``, ``evaluation.report.build_report`` and
   ``write_report``: the same ``metrics.json`` and ``report.md`` format, plus the node's latency,
   drops and throughput (:func:`ros_summary`, :func:`render_bench_section`).
 
@@ -39,7 +40,9 @@ from superpoint_ros.errors import ConfigError
 from superpoint_ros.image_encodings import convert_8bit
 from superpoint_ros.ros.node_config import ParamSpec, check_parameters
 from superpoint_training.data.sequences import homography_from_reference, normalise_homography
-from superpoint_training.evaluation import evaluate as E
+from superpoint_training.evaluation import figures as eval_figures
+from superpoint_training.evaluation import pair_metrics
+from superpoint_training.evaluation import report as eval_report
 from superpoint_training.evaluation.datasets import sequence_kind, stretch
 from superpoint_training.evaluation.methods import (
     Method,
@@ -376,7 +379,7 @@ def sequence_records(
         got = run.predictions.get((pass_, index))
         return empty_prediction(descriptor_dim) if got is None else got
 
-    records = E.sequence_records(
+    records = pair_metrics.sequence_records(
         method, run.name, run.kind, pred, run.homography, run.sizes, protocol
     )
     for rec in records:
@@ -396,7 +399,7 @@ def draw_sequence_matches(
     p0, p1 = run.predictions.get(("hom", ref)), run.predictions.get(("hom", t))
     if image0 is None or image1 is None or p0 is None or p1 is None:
         return None
-    return E.match_figure(
+    return eval_figures.match_figure(
         method.name,
         run.name,
         record,
@@ -544,12 +547,12 @@ def write_report(
     out_dir: Path, report: dict[str, Any], match_figures: Mapping[str, list[str]], plots: bool
 ) -> None:
     """``metrics.json``, plots and ``report.md`` (the offline report plus the replay section)."""
-    E.write_report(
+    eval_report.write_report(
         out_dir,
         report,
         match_figures,
         plots,
-        title=f"{E.REPORT_TITLE} (ROS node replay)",
+        title=f"{eval_report.REPORT_TITLE} (ROS node replay)",
         sections=[render_bench_section(report)],
     )
 
@@ -565,7 +568,7 @@ def summary_line(report: Mapping[str, Any]) -> str:
         ips = r["images_per_second"]
         parts.append(
             f"{name}: {res['pairs']} pairs, homography accuracy eps {'/'.join(acc)} = {accs}, "
-            f"repeatability {E.fmt(res['repeatability'])}; {r['frames']} frames, "
+            f"repeatability {eval_report.fmt(res['repeatability'])}; {r['frames']} frames, "
             f"{r['frames_dropped']} dropped, latency p50/p95/max {_ms(lat['p50_ms'])}/"
             f"{_ms(lat['p95_ms'])}/{_ms(lat['max_ms'])} ms, "
             f"{'-' if ips is None else f'{ips:.2f}'} images/s"

@@ -44,7 +44,8 @@ from superpoint_ros.ros.node_common import (
     shutdown,
 )
 from superpoint_ros.ros.node_config import PARAMETER_NAMES as NODE_PARAMETER_NAMES
-from superpoint_training.evaluation import evaluate as E
+from superpoint_training.evaluation import pair_metrics, results
+from superpoint_training.evaluation import report as eval_report
 from superpoint_training.ros import bench as B
 
 NODE_NAME = "bench_node"
@@ -235,11 +236,11 @@ class BenchNode(Node):
                 fig = B.draw_sequence_matches(self.method, run, rec, p, cfg.output_dir)
                 if fig:
                     self.match_figures.append(fig)
-            self.records.append(E.public_record(rec))
+            self.records.append(pair_metrics.public_record(rec))
         self.metric_seconds += time.perf_counter() - t0
         answered = [g for g in self.logs if g.sequence == run.name and g.latency is not None]
         lat = B.latency_summary(g.latency for g in answered)
-        acc = E.summarise(records, p.eps)["homography_accuracy"] if records else {}
+        acc = pair_metrics.summarise(records, p.eps)["homography_accuracy"] if records else {}
         number = list(self.sequences).index(run.name) + 1
         self.get_logger().info(
             f"sequence {number} {run.name}: {len(answered)}/{len(run.frames)} "
@@ -302,11 +303,11 @@ class BenchNode(Node):
 
         ros = B.ros_summary(self.logs, self.first_publish, self.last_event, p)
         ros.update(unexpected_answers=self.unexpected, unreadable_answers=self.bad_answers)
-        timing = E.method_timing(
+        timing = results.method_timing(
             p, len(self.sequences), 0, B.seconds_per_image(self.logs), self.metric_seconds
         )
         timing["replay_seconds"] = time.perf_counter() - t_start
-        result = E.method_result(self.method, self.records, self.sequences, p, timing)
+        result = results.method_result(self.method, self.records, self.sequences, p, timing)
         result["ros"] = ros
         bench = {
             "bag": str(cfg.bag),
@@ -319,7 +320,9 @@ class BenchNode(Node):
             "features_topic": self.sub.topic_name,
             "node_parameters": node,
         }
-        report = E.build_report([str(cfg.bag)], self.sequences, p, {name: result}, bench=bench)
+        report = eval_report.build_report(
+            [str(cfg.bag)], self.sequences, p, {name: result}, bench=bench
+        )
         B.write_report(cfg.output_dir, report, {name: self.match_figures}, cfg.plots)
         log.info(f"bench done: {B.summary_line(report)}; report {cfg.output_dir / 'report.md'}")
         if ros["frames_answered"] == 0:

@@ -1,0 +1,166 @@
+"""Pass 2 of the sequence evaluation: the metrics of one image pair, and of a sequence's pairs.
+
+A pair is the protocol's reference image against one target. Its predictions come at both
+protocol sizes (``rep``: detector metrics, ``hom``: descriptor metrics) from any source: the
+extraction cache (:mod:`.extraction`), a front-end run here (:func:`evaluate_pair`), or features
+extracted elsewhere (the ROS bench node). The record of a pair is one entry of ``metrics.json``'s
+``pair_results`` (plus private ``_matches``/``_inliers``/``_correct`` for the match figures).
+The metrics themselves are :mod:`.metrics`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from superpoint_ros.geometry import rescale_homography
+
+from . import metrics as M
+from .extraction import extract_passes
+from .methods import Method
+from .protocol import Protocol
+
+
+def pair_metrics(
+    method: Method,
+    rep0: dict[str, np.ndarray],
+    rep1: dict[str, np.ndarray],
+    hom0: dict[str, np.ndarray],
+    hom1: dict[str, np.ndarray],
+    H_0to1: np.ndarray,
+    size0: tuple[int, int],
+    size1: tuple[int, int],
+    protocol: Protocol,
+) -> dict[str, Any]:
+    """All metrics of one pair from cached predictions.
+
+    ``rep*``/``hom*``: predictions (``keypoints [N, 2]``, ``scores [N]``, ``descriptors
+    [N, D]`` for ``hom``) at ``protocol.rep_size``/``hom_size``; ``H_0to1`` the GT between the
+    *original* images of sizes ``size0``/``size1`` (rescaled here to each protocol size).
+    Returns the per-pair record of ``metrics.json`` (plus private ``_matches``/``_inliers``).
+    """
+    p = protocol
+    H_rep = rescale_homography(H_0to1, size0, p.rep_size, size1, p.rep_size)
+    H_hom = rescale_homography(H_0to1, size0, p.hom_size, size1, p.hom_size)
+    rep = M.repeatability(
+        rep0["keypoints"], rep1["keypoints"], H_rep, p.rep_size, p.rep_size, p.correct_distance
+    )
+    out: dict[str, Any] = {
+        "repeatability": rep["repeatability"],
+        "mle": rep["mle"],
+        "keypoints0": int(len(hom0["keypoints"])),
+        "keypoints1": int(len(hom1["keypoints"])),
+    }
+    k0, k1 = hom0["keypoints"], hom1["keypoints"]
+    d0, d1 = hom0.get("descriptors"), hom1.get("descriptors")
+    if d0 is None or d1 is None or d0.shape[1] == 0:  # a detector without descriptors
+        out.update(nn_map=math.nan, matching_score=math.nan, corner_error=math.nan)
+        out.update(correct=None, matches=0, inliers=0, correct_matches=0)
+        return out
+    matches, _ = method.match(d0, d1)
+    nn, nn_dist = method.nearest(d0, d1)
+    H_est, inliers = M.estimate_homography(
+        k0[matches[:, 0]],
+        k1[matches[:, 1]],
+        p.ransac_threshold,
+        p.ransac_max_iters,
+        p.ransac_confidence,
+    )
+    err = M.corner_error(H_est, H_hom, p.hom_size)
+    errors = M.match_errors(k0, k1, matches, H_hom)
+    out.update(
+        nn_map=M.nn_map(k0, k1, nn, nn_dist, H_hom, p.hom_size, p.correct_distance),
+        matching_score=M.matching_score(
+            k0, k1, matches, H_hom, p.hom_size, p.hom_size, p.correct_distance
+        ),
+        corner_error=err,
+        correct=M.homography_correct(err, p.eps),
+        matches=int(len(matches)),
+        inliers=int(inliers.sum()),
+        correct_matches=int((errors <= p.correct_distance).sum()),
+        _matches=matches,
+        _inliers=inliers,
+        _correct=errors <= p.correct_distance,
+    )
+    return out
+
+
+def summarise(records: Sequence[dict], eps: Sequence[float]) -> dict[str, Any]:
+    """Summary of per-pair records (``metrics.aggregate``)."""
+    return M.aggregate(records, eps)
+
+
+Predictions = Callable[[str, int], Mapping[str, np.ndarray]]  # (pass, image index) -> pred
+
+
+def sequence_records(
+    method: Method,
+    sequence: str,
+    kind: str,
+    predictions: Predictions,
+    homography: Callable[[int, int], np.ndarray],
+    sizes: Mapping[int, tuple[int, int]],
+    protocol: Protocol,
+) -> list[dict[str, Any]]:
+    """Per-pair records of one sequence: :func:`pair_metrics` on (reference, target) for every
+    protocol target whose image exists (``sizes``: original (h, w) per image index).
+
+    ``predictions(pass, index)``: the method's prediction for image ``index`` at the pass's
+    protocol size (``pass`` = ``rep`` or ``hom``); ``homography(index, reference)``: the GT
+    between the original images (``HomographySequence.homography``). Records start with
+    ``sequence``, ``kind``, ``pair`` (``"1-4"``) and keep the private ``_matches``,
+    ``_inliers``, ``_correct`` keys (for :func:`match_figure`; :func:`public_record` drops them).
+    """
+    ref = protocol.reference
+    records = []
+    for t in protocol.targets:
+        if t not in sizes or ref not in sizes:
+            continue
+        rec = pair_metrics(
+            method,
+            predictions("rep", ref),
+            predictions("rep", t),
+            predictions("hom", ref),
+            predictions("hom", t),
+            homography(t, ref),
+            sizes[ref],
+            sizes[t],
+            protocol,
+        )
+        records.append({"sequence": sequence, "kind": kind, "pair": f"{ref}-{t}", **rec})
+    return records
+
+
+def public_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A pair record without its private ``_*`` keys (what ``metrics.json`` stores)."""
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
+def evaluate_pair(
+    method: Method,
+    image0: np.ndarray,
+    image1: np.ndarray,
+    H_0to1: np.ndarray,
+    protocol: Protocol,
+) -> dict[str, Any]:
+    """Extract and score one pair: ``method`` (e.g. ``methods.FrontendMethod`` around a loaded
+    front-end) on the original images ``image0``/``image1`` (uint8, as
+    ``datasets.read_image`` gives them) in both protocol passes, then :func:`pair_metrics`
+    with ``H_0to1`` between the original images. Returns the pair's record (with the private
+    ``_*`` keys; :func:`public_record` drops them)."""
+    pred0 = extract_passes(method, image0, protocol)
+    pred1 = extract_passes(method, image1, protocol)
+    return pair_metrics(
+        method,
+        pred0["rep"],
+        pred1["rep"],
+        pred0["hom"],
+        pred1["hom"],
+        H_0to1,
+        tuple(image0.shape[:2]),
+        tuple(image1.shape[:2]),
+        protocol,
+    )
