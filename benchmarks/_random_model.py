@@ -20,10 +20,10 @@ def random_onnx(folder: Path, *, peaky: bool = False, seed: int = 0) -> Path:
     """
     import torch
 
-    from superpoint_ros.export import export_onnx
     from superpoint_ros.frontend import FrontendConfig
     from superpoint_ros.model.superpoint import SuperPointNet
     from superpoint_ros.model.weights import checkpoint_dict, load_weights, save_checkpoint
+    from superpoint_ros.onnx_export import export_onnx
 
     torch.manual_seed(seed)
     net = SuperPointNet()

@@ -16,10 +16,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from superpoint_ros.export import export_onnx
 from superpoint_ros.frontend import DEFAULT_WEIGHTS, FrontendConfig, prepare
 from superpoint_ros.model.superpoint import SuperPointNet
 from superpoint_ros.model.weights import Weights, load_weights
+from superpoint_ros.onnx_export import export_onnx
 from superpoint_training.cli.benchmark import benchmark_image
 
 

@@ -50,9 +50,9 @@ def _status_mib(pid: int | str) -> tuple[float, float]:
 def _onnx(weights: str | None, workdir: Path) -> tuple[Path, str]:
     if weights and weights.endswith(".onnx"):
         return Path(weights), weights
-    from superpoint_ros.export import export_onnx
     from superpoint_ros.frontend import DEFAULT_WEIGHTS, FrontendConfig
     from superpoint_ros.model.weights import load_weights
+    from superpoint_ros.onnx_export import export_onnx
 
     if weights == "paper":
         sys.path.insert(0, str(Path(__file__).parent))
@@ -104,7 +104,7 @@ def _node(onnx: Path, threads: int, sizes: list[tuple[int, int]], workdir: Path)
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image, PointCloud2
 
-    from superpoint_ros.frontend import load_frontend
+    from superpoint_ros.loader import load_frontend
     from superpoint_ros.ros.conversions import numpy_to_image
 
     domain = 100 + os.getpid() % 100

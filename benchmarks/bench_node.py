@@ -58,9 +58,9 @@ def _onnx_weights(weights: str | None, workdir: Path) -> tuple[Path, str]:
         from _random_model import random_onnx
 
         return random_onnx(workdir), "random weights (no trained model yet)"
-    from superpoint_ros.export import export_onnx
     from superpoint_ros.frontend import FrontendConfig
     from superpoint_ros.model.weights import load_weights
+    from superpoint_ros.onnx_export import export_onnx
 
     return export_onnx(load_weights(source), workdir / "bench.onnx", FrontendConfig()), str(source)
 
@@ -79,7 +79,7 @@ def _frames(size: tuple[int, int], count: int = 30) -> list[np.ndarray]:
 
 
 def _frontend_time(onnx: Path, threads: int, frames: list[np.ndarray], repeats: int) -> dict:
-    from superpoint_ros.frontend import load_frontend
+    from superpoint_ros.loader import load_frontend
 
     fe = load_frontend(onnx, backend="onnxruntime", threads=threads)
     for f in frames[:3]:
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import PointCloud2
 
-    from superpoint_ros.frontend import load_frontend
+    from superpoint_ros.loader import load_frontend
     from superpoint_ros.ros.conversions import numpy_to_image
 
     h, w = (int(v) for v in args.size.lower().split("x"))

@@ -11,6 +11,9 @@ GridSample, no NonZero).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -21,8 +24,11 @@ from torch import nn
 from .errors import ConfigError
 from .frontend.config import FrontendConfig
 from .frontend.conventions import resolve_conventions
-from .frontend.metadata import META_PREFIX, build_metadata
-from .model.weights import Weights, build_model
+from .frontend.metadata import META_PREFIX, build_metadata, file_sha256
+from .frontend.postprocess import SuperPointFrontendModule
+from .model.weights import Weights, build_model, load_weights
+
+log = logging.getLogger(__name__)
 
 OPSET = 17
 
@@ -58,8 +64,6 @@ def export_onnx(
     """Write the front-end (or, with ``bare_network``, the network alone, for benchmarks) of
     ``weights`` to ``path``; returns the path."""
     import onnx
-
-    from .frontend.postprocess import SuperPointFrontendModule
 
     path = Path(path)
     if path.is_dir():
@@ -102,8 +106,11 @@ def export_onnx(
             )
         model = onnx.load(str(tmp))
         meta = build_metadata(
-            weights.model_config.to_dict(), conventions, config.to_dict(),
-            weights.layout, bare_network,
+            weights.model_config.to_dict(),
+            conventions,
+            config.to_dict(),
+            weights.layout,
+            bare_network,
         )
         for key, value in meta.items():
             entry = model.metadata_props.add()
@@ -113,4 +120,21 @@ def export_onnx(
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # every failure (and Ctrl-C) leaves nothing behind
+    return path
+
+
+def cached_export(
+    weights_path: str | os.PathLike, config: FrontendConfig, cache_dir: Path
+) -> Path:
+    """The front-end ONNX of a weights file, for a backend that runs ONNX: exported once into
+    ``cache_dir`` and reused while the weights file, the graph's settings and the opset are
+    unchanged (the file name is a hash of the three)."""
+    weights_path = Path(weights_path)
+    key = hashlib.sha256(
+        json.dumps([file_sha256(weights_path), config.graph_key(), OPSET]).encode()
+    ).hexdigest()[:24]
+    path = Path(cache_dir) / f"frontend_{key}.onnx"
+    if not path.is_file():
+        log.info("exporting %s to %s", weights_path.name, path)
+        export_onnx(load_weights(weights_path), path, config)
     return path

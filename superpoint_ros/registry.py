@@ -27,6 +27,10 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T) -> None:
         self.register(name)(obj)
 
+    def remove(self, name: str) -> None:
+        """Take ``name`` out (a test's temporary entry)."""
+        del self._items[name]
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]

@@ -70,8 +70,8 @@ def make_random_superpoint(
     if not onnx:
         return checkpoint
     pytest.importorskip("onnxruntime")
-    from superpoint_ros.export import export_onnx
     from superpoint_ros.frontend import FrontendConfig
+    from superpoint_ros.onnx_export import export_onnx
 
     config = FrontendConfig(max_keypoints=max_keypoints)
     return export_onnx(load_weights(checkpoint), folder / f"{stem}.onnx", config)

@@ -11,11 +11,20 @@ import numpy as np
 import pytest
 import torch
 
-from superpoint_ros.backends import BACKENDS, get_backend_class, resolve_backend
+from superpoint_ros.backends import (
+    BACKENDS,
+    Backend,
+    backend_choices,
+    backend_names,
+    get_backend_class,
+    register_backend,
+    resolve_backend,
+)
 from superpoint_ros.errors import BackendUnavailable, ConfigError
-from superpoint_ros.export import export_onnx
-from superpoint_ros.frontend import DEFAULT_WEIGHTS, FrontendConfig, load_frontend
+from superpoint_ros.frontend import DEFAULT_WEIGHTS, FrontendConfig
+from superpoint_ros.loader import load_frontend
 from superpoint_ros.model.weights import load_weights
+from superpoint_ros.onnx_export import export_onnx
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -125,14 +134,87 @@ def test_keypoints_stay_in_the_input_frame(peaky_weights):
 def test_auto_prefers_onnxruntime_without_tensorrt():
     if BACKENDS.get("tensorrt").unavailable_reason() is None:
         pytest.skip("TensorRT is available here; auto picks it")
-    assert resolve_backend("auto", "torch") == "onnxruntime"
-    assert resolve_backend("auto", "onnx") == "onnxruntime"
-    with pytest.raises(BackendUnavailable, match="tensorrt"):
+    assert resolve_backend("auto", "torch").name == "onnxruntime"
+    assert resolve_backend("auto", "onnx").name == "onnxruntime"
+    with pytest.raises(BackendUnavailable, match="no backend can run a TensorRT engine.*tensorrt"):
         resolve_backend("auto", "engine")
     with pytest.raises(BackendUnavailable, match="valid: onnxruntime, tensorrt, torch"):
         resolve_backend("cuda", "torch")
-    with pytest.raises(BackendUnavailable, match="not an .onnx"):
+    with pytest.raises(
+        BackendUnavailable,
+        match="torch backend runs a weights file .*, not an "
+        r"\.onnx; use --backend tensorrt or onnxruntime",
+    ):
         resolve_backend("torch", "onnx")
+    with pytest.raises(
+        BackendUnavailable, match="onnxruntime backend runs an .onnx, not a TensorRT engine"
+    ):
+        resolve_backend("onnxruntime", "engine")
+
+
+def test_registry_declarations_drive_names_and_auto_order():
+    """The names, their order and the choices come from each class's declarations."""
+    assert backend_names() == ["tensorrt", "onnxruntime", "torch"]  # auto_rank 10, 20, 30
+    assert backend_choices() == ("auto", "tensorrt", "onnxruntime", "torch")
+    assert {n: BACKENDS.get(n).sources for n in backend_names()} == {
+        "tensorrt": ("onnx", "engine"),
+        "onnxruntime": ("onnx",),
+        "torch": ("torch",),
+    }
+
+
+def test_adding_a_backend_is_one_class_and_its_registration(peaky_weights, tmp_path):
+    """A backend registered from outside the package shows in the names, in auto's order
+    (here first) and is opened through ``load_frontend`` like the shipped ones."""
+
+    class EchoBackend(Backend):  # runs an .onnx through ONNX Runtime, under another name
+        name, sources, auto_rank = "echo-test", ("onnx",), 1
+
+        @classmethod
+        def unavailable_reason(cls):
+            return None
+
+        @classmethod
+        def open(cls, source, options):
+            self = cls()
+            self.inner = get_backend_class("onnxruntime").open(source, options)
+            self.info = self.inner.info
+            return self
+
+        def infer(self, image):
+            return self.inner.infer(image)
+
+    register_backend(EchoBackend)
+    try:
+        assert backend_names()[0] == "echo-test" and "echo-test" in backend_choices()
+        assert resolve_backend("auto", "onnx") is EchoBackend
+        with pytest.raises(ValueError, match="registered twice"):
+            register_backend(EchoBackend)
+        # weights reach it exported to ONNX, like any backend that runs ONNX
+        image = photos()["camera_512"]
+        fe = load_frontend(peaky_weights, "auto", {"max_keypoints": 100}, cache_dir=tmp_path)
+        ref = load_frontend(
+            peaky_weights, "onnxruntime", {"max_keypoints": 100}, cache_dir=tmp_path
+        )(image)
+        assert fe.backend_name == "echo-test"
+        out = fe(image)
+        assert len(out["keypoints"]) == 100 and np.array_equal(out["keypoints"], ref["keypoints"])
+    finally:
+        BACKENDS.remove("echo-test")
+    assert "echo-test" not in backend_names()
+
+
+def test_precision_rules_are_one_line_errors(peaky_weights):
+    with pytest.raises(ConfigError, match="unknown precision 'int4'; valid: fp32, fp16, int8"):
+        load_frontend(peaky_weights, "onnxruntime", precision="int4")
+    with pytest.raises(ConfigError, match="ONNX Runtime runs an .onnx at the precision"):
+        load_frontend(peaky_weights, "onnxruntime", precision="fp16")
+    with pytest.raises(ConfigError, match="fp16 runs on a CUDA device"):
+        load_frontend(peaky_weights, "torch", device="cpu", fp16=True)  # the older spelling
+    with pytest.raises(ConfigError, match="torch backend runs fp32 or fp16"):
+        load_frontend(peaky_weights, "torch", precision="int8")
+    with pytest.raises(ConfigError, match="contradicts"):
+        load_frontend(peaky_weights, "torch", precision="int8", fp16=True)
 
 
 def test_onnxruntime_path_never_imports_torch(peaky_weights, tmp_path):
@@ -141,7 +223,7 @@ def test_onnxruntime_path_never_imports_torch(peaky_weights, tmp_path):
     path = export_onnx(load_weights(peaky_weights), tmp_path / "m.onnx", FrontendConfig())
     code = (
         "import sys, numpy as np\n"
-        "from superpoint_ros.frontend import load_frontend\n"
+        "from superpoint_ros.loader import load_frontend\n"
         f"fe = load_frontend({str(path)!r}, 'auto')\n"
         "out = fe(np.random.default_rng(0).integers(0, 255, (120, 160), dtype=np.uint8))\n"
         "assert fe.backend_name == 'onnxruntime'\n"

@@ -234,9 +234,9 @@ def _make_inputs(root: Path) -> None:
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
     onnx = pytest.importorskip("onnx")
-    from superpoint_ros.export import export_onnx
     from superpoint_ros.frontend import DEFAULT_WEIGHTS, FrontendConfig
     from superpoint_ros.model.weights import load_weights
+    from superpoint_ros.onnx_export import export_onnx
 
     skimage = pytest.importorskip("skimage.data")
     photo = cv2.resize(skimage.camera(), (160, 120), interpolation=cv2.INTER_AREA)

@@ -381,9 +381,9 @@ def model(tmp_path_factory, random_superpoint) -> Path:
     if not DEFAULT_WEIGHTS.is_file():
         return random_superpoint(folder, peaky=True, onnx=True)
     pytest.importorskip("torch")
-    from superpoint_ros.export import export_onnx
     from superpoint_ros.frontend import FrontendConfig
     from superpoint_ros.model.weights import load_weights
+    from superpoint_ros.onnx_export import export_onnx
 
     weights = load_weights(DEFAULT_WEIGHTS)
     return export_onnx(weights, folder / "superpoint_demo.onnx", FrontendConfig())

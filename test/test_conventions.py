@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from superpoint_ros.errors import ConfigError
-from superpoint_ros.frontend import FrontendConfig, load_frontend
+from superpoint_ros.frontend import FrontendConfig
 from superpoint_ros.frontend.conventions import (
     DESCRIPTOR_SAMPLINGS,
     LAYOUT_SAMPLING,
@@ -28,6 +28,7 @@ from superpoint_ros.frontend.conventions import (
     validate_conventions,
 )
 from superpoint_ros.frontend.postprocess import sample_descriptors
+from superpoint_ros.loader import load_frontend
 
 # Wc = Hc = 4 cells (a 32 x 32 image). (x, expected u), worked out by hand per rule.
 HAND = {
@@ -163,8 +164,8 @@ def _photo() -> np.ndarray:
 
 def test_option_overrides_the_rule_and_export_carries_it(tmp_path, random_superpoint):
     pytest.importorskip("onnxruntime")
-    from superpoint_ros.export import export_onnx
     from superpoint_ros.model.weights import load_weights
+    from superpoint_ros.onnx_export import export_onnx
 
     pt = random_superpoint(tmp_path, peaky=True)
     image = _photo()

@@ -87,7 +87,7 @@ def test_demo_prints_the_table_and_writes_the_report(first_run):
 def test_recording_holds_the_nodes_answers_for_the_frames_sent(first_run, model):
     from rosbags.highlevel import AnyReader
 
-    from superpoint_ros.frontend import load_frontend
+    from superpoint_ros.loader import load_frontend
     from superpoint_training.bags.reader import read_image_bag
     from superpoint_training.demo.recording import read_recording
 

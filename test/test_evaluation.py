@@ -440,10 +440,10 @@ def test_show_protocol_and_missing_options(capsys):
 def test_evaluate_superpoint_weights_and_onnx(tmp_path, tiny_dataset, monkeypatch):
     torch = pytest.importorskip("torch")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # auto-export cache
-    from superpoint_ros.export import export_onnx
     from superpoint_ros.frontend import FrontendConfig
     from superpoint_ros.model.superpoint import ModelConfig, SuperPointNet
     from superpoint_ros.model.weights import checkpoint_dict, load_weights, save_checkpoint
+    from superpoint_ros.onnx_export import export_onnx
 
     torch.manual_seed(0)
     weights = save_checkpoint(

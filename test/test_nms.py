@@ -87,9 +87,9 @@ def test_nms_modes_and_config():
 
 def test_greedy_mode_exports_to_onnx_and_matches_torch(tmp_path, random_superpoint):
     pytest.importorskip("onnxruntime")
-    from superpoint_ros.export import export_onnx
-    from superpoint_ros.frontend import load_frontend
+    from superpoint_ros.loader import load_frontend
     from superpoint_ros.model.weights import load_weights
+    from superpoint_ros.onnx_export import export_onnx
 
     pt = random_superpoint(tmp_path, peaky=True)
     config = FrontendConfig(nms="greedy", max_keypoints=500)

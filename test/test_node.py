@@ -407,7 +407,7 @@ def random_onnx(tmp_path_factory, random_superpoint) -> Path:
 @pytest.fixture(scope="module")
 def reference(random_onnx):
     """The same front-end in this process, to compare the node's outputs with."""
-    from superpoint_ros.frontend import load_frontend
+    from superpoint_ros.loader import load_frontend
 
     return load_frontend(random_onnx, backend="onnxruntime")
 
@@ -909,12 +909,12 @@ def test_matches_are_correct_under_a_known_homography(client, tmp_path):
     weights = _trained_weights()
     if weights.suffix != ".onnx":
         pytest.importorskip("torch")
-        from superpoint_ros.export import export_onnx
         from superpoint_ros.frontend import FrontendConfig
         from superpoint_ros.model.weights import load_weights
+        from superpoint_ros.onnx_export import export_onnx
 
         weights = export_onnx(load_weights(weights), tmp_path / "trained.onnx", FrontendConfig())
-    from superpoint_ros.frontend import load_frontend
+    from superpoint_ros.loader import load_frontend
 
     baked = load_frontend(weights, backend="onnxruntime").config
     node = NodeProcess(

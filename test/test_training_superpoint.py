@@ -204,7 +204,7 @@ def test_tiny_run_lowers_the_loss(data, tmp_path, loss, backbone):
     assert ckpt["model_config"]["backbone"] == backbone
     if backbone != "vgg" and loss == "dense":  # new encoders export and run in ONNX Runtime
         pytest.importorskip("onnxruntime")
-        from superpoint_ros.frontend import load_frontend
+        from superpoint_ros.loader import load_frontend
 
         image = cv2.imread(str(data / "images" / "im0.png"), cv2.IMREAD_GRAYSCALE)
         settings = {"detection_threshold": 0.0, "max_keypoints": 20}
@@ -235,7 +235,7 @@ def test_resume_is_exact_and_checkpoint_runs_everywhere(data, tmp_path):
     b = torch.load(resumed, map_location="cpu", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     # the trained checkpoint in the front-end (superpoint extract's path) and in ONNX Runtime
-    from superpoint_ros.frontend import load_frontend
+    from superpoint_ros.loader import load_frontend
 
     image = cv2.imread(str(data / "images" / "im0.png"), cv2.IMREAD_GRAYSCALE)
     out = load_frontend(full, backend="torch", config={"detection_threshold": 0.0})(image)

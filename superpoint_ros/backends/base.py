@@ -1,4 +1,16 @@
-"""The one interface every inference backend implements."""
+"""The one interface every inference backend implements, and the options it is opened with.
+
+A backend class declares what it runs and where ``auto`` tries it:
+
+* ``name``: its registry name (``--backend``, the node's ``backend`` parameter);
+* ``sources``: the model source kinds it opens (``torch`` weights, ``onnx``, ``engine``); a
+  weights file given to a backend that does not list ``torch`` is exported to ONNX first
+  (:func:`superpoint_ros.onnx_export.cached_export`);
+* ``auto_rank``: its place in ``auto``'s order (lower is tried first);
+* ``unavailable_reason()``: ``None`` where it can run here, else one line with a remedy;
+* ``open(source, options)``: the one constructor, from a model source path and
+  :class:`BackendOptions`.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +22,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..frontend.config import FrontendConfig
 
 TORCH_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+SOURCE_KINDS = ("torch", "onnx", "engine")
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def source_kind(path: str | os.PathLike) -> str:
@@ -24,6 +39,37 @@ def source_kind(path: str | os.PathLike) -> str:
     if suffix in ENGINE_SUFFIXES:
         return "engine"
     return "torch"
+
+
+def default_cache_dir() -> Path:
+    """Where weights exported to ONNX and engines built at run time are kept."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "superpoint_ros"
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    return precision
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Everything a backend may be opened with; each backend reads the fields it uses."""
+
+    precision: str = "fp32"  # fp32 | fp16 | int8 (see each backend's docstring for its rules)
+    device: str | None = None  # torch device (torch backend); None = cuda if present, else cpu
+    threads: int = 0  # CPU threads (onnxruntime); 0 = the runtime's default
+    cache_dir: str | os.PathLike | None = None  # exported ONNX and built engines
+    rebuild_engine: bool = False  # TensorRT: rebuild a mismatched engine instead of refusing it
+    config: FrontendConfig = field(default_factory=FrontendConfig)  # for torch weights sources
+
+    def __post_init__(self):
+        check_precision(self.precision)
+
+    @property
+    def cache(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
 
 
 @dataclass
@@ -44,12 +90,19 @@ class Backend(ABC):
     """
 
     name: ClassVar[str]
+    sources: ClassVar[tuple[str, ...]]
+    auto_rank: ClassVar[int]
     info: BackendInfo
 
     @classmethod
     @abstractmethod
     def unavailable_reason(cls) -> str | None:
         """``None`` when this backend can run here, else a one-line reason with a remedy."""
+
+    @classmethod
+    @abstractmethod
+    def open(cls, source: Path, options: BackendOptions) -> Backend:
+        """The backend running ``source`` (a path of one of ``sources``' kinds)."""
 
     @abstractmethod
     def infer(self, image: np.ndarray) -> dict[str, np.ndarray]: ...

@@ -1,6 +1,9 @@
 """ONNX Runtime backend: runs the exported front-end graph (CUDA provider when present).
 Never imports torch.
 
+Precision: the file's own. An FP32 export runs in FP32, a model quantised by ``superpoint
+quantize`` runs in INT8; asking for another precision is refused in one line.
+
 Memory: ONNX Runtime's CPU memory arena is off by default here. With it on (ONNX Runtime's
 default), the arena keeps the largest buffers any frame needed for the rest of the process's
 life: one 4000x3000 frame left a node at 3.9 GB instead of 0.36 GB. Without it, buffers are
@@ -12,12 +15,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 
 import numpy as np
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, ConfigError
 from ..frontend.config import FrontendConfig
-from .base import Backend, BackendInfo
+from ..frontend.metadata import read_metadata
+from .base import Backend, BackendInfo, BackendOptions
+from .registry import register_backend
 
 
 def import_onnxruntime():
@@ -32,8 +38,6 @@ def import_onnxruntime():
 
 def read_onnx_info(session) -> BackendInfo:
     """Baked settings from an exported file's ``superpoint_ros.*`` metadata."""
-    from ..frontend.metadata import read_metadata
-
     meta = read_metadata(session.get_modelmeta().custom_metadata_map)
     if meta.get("kind") != "frontend":
         raise BackendUnavailable(
@@ -81,14 +85,26 @@ def _tuple_resize(d: dict) -> dict:
     return d
 
 
+@register_backend
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
+    sources = ("onnx",)
+    auto_rank = 20
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
         if importlib.util.find_spec("onnxruntime") is None:
             return "ONNX Runtime is not installed (pip install 'superpoint_ros[onnx]')"
         return None
+
+    @classmethod
+    def open(cls, source: Path, options: BackendOptions) -> OnnxRuntimeBackend:
+        if options.precision == "fp16":
+            raise ConfigError(
+                "ONNX Runtime runs an .onnx at the precision it was exported in; fp16 needs "
+                "--backend tensorrt (or torch on CUDA), int8 a model from superpoint quantize"
+            )
+        return cls(source, threads=options.threads)
 
     def __init__(
         self,

@@ -21,8 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendUnavailable
-from ..frontend.metadata import file_sha256
-from .base import Backend, BackendInfo
+from ..frontend.config import FrontendConfig
+from ..frontend.metadata import file_sha256, read_metadata
+from .base import Backend, BackendInfo, BackendOptions, default_cache_dir, source_kind
+from .onnxruntime_backend import _tuple_resize
+from .registry import register_backend
 
 log = logging.getLogger(__name__)
 
@@ -30,30 +33,42 @@ log = logging.getLogger(__name__)
 DEFAULT_PROFILE = ((64, 64), (480, 640), (1088, 1920))
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "superpoint_ros"
-
-
-def engine_cache_key(trt_version: str, gpu_name: str, onnx_sha256: str, fp16: bool,
-                     profile) -> str:
+def engine_cache_key(
+    trt_version: str, gpu_name: str, onnx_sha256: str, fp16: bool, profile
+) -> str:
     """The engine cache's key: any change of these inputs means a rebuild."""
     blob = json.dumps(
-        {"trt": trt_version, "gpu": gpu_name, "onnx": onnx_sha256, "fp16": bool(fp16),
-         "profile": [list(s) for s in profile]},
+        {
+            "trt": trt_version,
+            "gpu": gpu_name,
+            "onnx": onnx_sha256,
+            "fp16": bool(fp16),
+            "profile": [list(s) for s in profile],
+        },
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
+@register_backend
 class TensorRTBackend(Backend):
     name = "tensorrt"
+    sources = ("onnx", "engine")
+    auto_rank = 10
+
+    @classmethod
+    def open(cls, source: Path, options: BackendOptions) -> TensorRTBackend:
+        if source_kind(source) == "engine":
+            return cls(None, engine_path=source)
+        return cls(source, fp16=options.precision == "fp16", cache_dir=options.cache_dir)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
         if importlib.util.find_spec("tensorrt") is None:
-            return ("TensorRT is not installed (JetPack ships it; elsewhere "
-                    "pip install 'superpoint_ros[tensorrt]')")
+            return (
+                "TensorRT is not installed (JetPack ships it; elsewhere "
+                "pip install 'superpoint_ros[tensorrt]')"
+            )
         if importlib.util.find_spec("torch") is None:
             return "the TensorRT backend needs a CUDA build of PyTorch for device buffers"
         import torch
@@ -62,16 +77,19 @@ class TensorRTBackend(Backend):
             return "TensorRT needs an NVIDIA GPU, and CUDA reports none"
         return None
 
-    def __init__(self, onnx_path: str | os.PathLike, fp16: bool = False,
-                 cache_dir: str | os.PathLike | None = None, profile=DEFAULT_PROFILE,
-                 engine_path: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        onnx_path: str | os.PathLike,
+        fp16: bool = False,
+        cache_dir: str | os.PathLike | None = None,
+        profile=DEFAULT_PROFILE,
+        engine_path: str | os.PathLike | None = None,
+    ):
         reason = self.unavailable_reason()
         if reason:
             raise BackendUnavailable(reason)
         import tensorrt as trt
         import torch
-
-        from .onnxruntime_backend import _tuple_resize
 
         self.trt, self.torch = trt, torch
         self.logger = trt.Logger(trt.Logger.WARNING)
@@ -86,23 +104,23 @@ class TensorRTBackend(Backend):
             raise BackendUnavailable(f"TensorRT could not deserialize {engine_path}")
         self.context = self.engine.create_execution_context()
         self.names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.outputs = [n for n in self.names
-                        if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        self.outputs = [
+            n for n in self.names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT
+        ]
         self.stream = torch.cuda.Stream()
-        from ..frontend.config import FrontendConfig
-
         self.info = BackendInfo(
             FrontendConfig.from_dict(_tuple_resize(sidecar["frontend_config"])),
             int(sidecar.get("descriptor_dim", 0)),
             sidecar.get("conventions", {}),
-            {"engine": str(engine_path), "fp16": sidecar.get("fp16", fp16),
-             "gpu": torch.cuda.get_device_name()},
+            {
+                "engine": str(engine_path),
+                "fp16": sidecar.get("fp16", fp16),
+                "gpu": torch.cuda.get_device_name(),
+            },
         )
 
     def _cached_engine(self, onnx_path: Path, fp16: bool, cache_dir, profile):
         trt, torch = self.trt, self.torch
-        from ..frontend.metadata import read_metadata
-
         gpu = torch.cuda.get_device_name()
         key = engine_cache_key(trt.__version__, gpu, file_sha256(onnx_path), fp16, profile)
         cache = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -115,8 +133,14 @@ class TensorRTBackend(Backend):
         meta = read_metadata({p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props})
         if meta.get("kind") != "frontend":
             raise BackendUnavailable(f"{onnx_path} is not a superpoint_ros front-end export")
-        log.warning("building a TensorRT engine for %s on %s (fp16=%s); this takes minutes "
-                    "once, then it is cached in %s", onnx_path.name, gpu, fp16, cache)
+        log.warning(
+            "building a TensorRT engine for %s on %s (fp16=%s); this takes minutes "
+            "once, then it is cached in %s",
+            onnx_path.name,
+            gpu,
+            fp16,
+            cache,
+        )
         builder = trt.Builder(self.logger)
         flags = 0
         if int(trt.__version__.split(".")[0]) < 10:
@@ -146,8 +170,11 @@ class TensorRTBackend(Backend):
             "frontend_config": meta["frontend_config"],
             "conventions": meta.get("conventions", {}),
             "descriptor_dim": meta.get("descriptor_dim", "0"),
-            "fp16": bool(fp16), "trt": trt.__version__, "gpu": gpu,
-            "onnx": str(onnx_path), "profile": [list(s) for s in profile],
+            "fp16": bool(fp16),
+            "trt": trt.__version__,
+            "gpu": gpu,
+            "onnx": str(onnx_path),
+            "profile": [list(s) for s in profile],
         }
         engine_path.with_suffix(".json").write_text(json.dumps(sidecar, indent=1))
         return engine_path, sidecar

@@ -1,19 +1,29 @@
-"""PyTorch backend: the reference implementation (CPU or CUDA)."""
+"""PyTorch backend: the reference implementation (CPU or CUDA).
+
+Precision: fp32, or fp16 on a CUDA device; int8 is refused (quantise an export instead).
+torch and the project's torch modules (the network, the post-processing module) are imported
+when the backend is opened, so that importing the backends never imports torch.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, ConfigError
 from ..frontend.config import FrontendConfig
 from ..frontend.conventions import resolve_conventions
-from .base import Backend, BackendInfo
+from .base import Backend, BackendInfo, BackendOptions
+from .registry import register_backend
 
 
+@register_backend
 class TorchBackend(Backend):
     name = "torch"
+    sources = ("torch",)
+    auto_rank = 30
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -21,11 +31,23 @@ class TorchBackend(Backend):
             return "PyTorch is not installed (pip install 'superpoint_ros[torch]')"
         return None
 
-    def __init__(self, weights, config: FrontendConfig, device: str | None = None,
-                 fp16: bool = False):
+    @classmethod
+    def open(cls, source: Path, options: BackendOptions) -> TorchBackend:
+        from ..model.weights import load_weights  # torch: only when this backend is opened
+
+        if options.precision == "int8":
+            raise ConfigError(
+                "the torch backend runs fp32 or fp16; for int8 quantise an export "
+                "(superpoint quantize) and run it with onnxruntime or tensorrt"
+            )
+        return cls(load_weights(source), options.config, options.device, options.precision)
+
+    def __init__(
+        self, weights, config: FrontendConfig, device: str | None = None, precision: str = "fp32"
+    ):
         import torch
 
-        from ..frontend.postprocess import SuperPointFrontendModule
+        from ..frontend.postprocess import SuperPointFrontendModule  # torch, like above
         from ..model.weights import build_model
 
         if device is None:
@@ -34,7 +56,11 @@ class TorchBackend(Backend):
             raise BackendUnavailable(f"device {device!r} asked for, but CUDA is not available")
         self.torch = torch
         self.device = torch.device(device)
-        self.fp16 = fp16 and self.device.type == "cuda"
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ConfigError(
+                f"fp16 runs on a CUDA device; the torch backend is on {device} (use fp32)"
+            )
+        self.fp16 = precision == "fp16"
         net = build_model(weights)
         conventions = resolve_conventions(weights.conventions, config.descriptor_sampling)
         sampling = conventions["descriptor_sampling"]
@@ -43,8 +69,10 @@ class TorchBackend(Backend):
         if self.fp16:
             self.module.half()
         self.info = BackendInfo(
-            config, weights.model_config.descriptor_dim, conventions,
-            {"device": str(self.device), "fp16": self.fp16, "layout": weights.layout},
+            config,
+            weights.model_config.descriptor_dim,
+            conventions,
+            {"device": str(self.device), "precision": precision, "layout": weights.layout},
         )
 
     def _tensor(self, image: np.ndarray):

@@ -39,7 +39,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
 from ..errors import InputError, SuperPointError
-from ..frontend import DEFAULT_WEIGHTS, load_frontend
+from ..frontend import DEFAULT_WEIGHTS
+from ..loader import load_frontend
 from ..matching import match_descriptors
 from .conversions import (
     compressed_to_numpy,

@@ -16,7 +16,7 @@ from superpoint_ros.frontend.conventions import DESCRIPTOR_SAMPLINGS
 
 def add_frontend_arguments(parser: argparse.ArgumentParser, backend: bool = True) -> None:
     """``--weights``, ``--backend`` and the front-end settings; unset ones keep the model's."""
-    from superpoint_ros.backends import BACKEND_CHOICES
+    from superpoint_ros.backends import PRECISIONS, backend_choices
 
     parser.add_argument(
         "--weights",
@@ -31,9 +31,23 @@ def add_frontend_arguments(parser: argparse.ArgumentParser, backend: bool = True
             "-b",
             default="auto",
             metavar="B",
-            help=f"inference backend: {', '.join(BACKEND_CHOICES)} (default: auto)",
+            help=f"inference backend: {', '.join(backend_choices())} (default: auto)",
         )
-        parser.add_argument("--fp16", action="store_true", help="half precision (GPU backends)")
+        parser.add_argument(
+            "--precision",
+            choices=PRECISIONS,
+            default=None,
+            help="fp32 (default), fp16 (tensorrt, torch on CUDA) or int8 (tensorrt on a Q/DQ "
+            "model from superpoint quantize --target tensorrt; onnxruntime runs a quantised "
+            ".onnx as it is)",
+        )
+        parser.add_argument("--fp16", action="store_true", help="the same as --precision fp16")
+        parser.add_argument(
+            "--rebuild-engine",
+            action="store_true",
+            help="tensorrt: rebuild an engine whose record does not match this machine or "
+            "model, instead of refusing it",
+        )
         parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (torch backend)")
     parser.add_argument("--max-keypoints", type=int, metavar="K", help="keypoint slots K")
     parser.add_argument("--nms-radius", type=int, metavar="R", help="NMS radius in pixels")
@@ -81,14 +95,16 @@ def frontend_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_frontend(args: argparse.Namespace):
-    from superpoint_ros.frontend import load_frontend
+    from superpoint_ros.loader import load_frontend
 
     return load_frontend(
         args.weights,
         args.backend,
         frontend_overrides(args),
+        precision=getattr(args, "precision", None) or "fp32",
         fp16=getattr(args, "fp16", False),
         device=getattr(args, "device", None),
+        rebuild_engine=getattr(args, "rebuild_engine", False),
     )
 
 

@@ -106,8 +106,8 @@ def _time_network(frontend, args, image, runs: int) -> list[float] | None:
 
         ort = import_onnxruntime()
 
-        from superpoint_ros.export import export_onnx
         from superpoint_ros.model.weights import load_weights
+        from superpoint_ros.onnx_export import export_onnx
 
         with tempfile.TemporaryDirectory() as tmp:  # the session keeps the graph: no file left
             path = tmp + "/network.onnx"

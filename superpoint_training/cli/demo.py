@@ -130,7 +130,7 @@ def run_still(args: argparse.Namespace) -> int:
     import cv2
 
     from superpoint_ros.errors import SuperPointError
-    from superpoint_ros.frontend import load_frontend
+    from superpoint_ros.loader import load_frontend
     from superpoint_training.demo.still import still_demo
 
     from ._common import read_image

@@ -50,7 +50,7 @@ def parse_methods(specs: list[str]) -> tuple[list[str], list[str | None]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from superpoint_ros.backends import BACKEND_CHOICES  # light: no backend library imported
+    from superpoint_ros.backends import backend_choices  # light: no backend library imported
 
     parser.add_argument(
         "--dataset",
@@ -85,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         default="auto",
-        choices=BACKEND_CHOICES,
+        choices=backend_choices(),
         help="inference backend for SuperPoint models (default: auto)",
     )
     parser.add_argument(

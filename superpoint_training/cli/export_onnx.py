@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from superpoint_ros.errors import ConfigError
-    from superpoint_ros.export import export_onnx
+    from superpoint_ros.onnx_export import export_onnx
     from superpoint_ros.frontend import FrontendConfig, default_weights
     from superpoint_ros.model.weights import load_weights
 

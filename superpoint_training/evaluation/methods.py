@@ -2,7 +2,7 @@
 
 * ``sift``, ``orb``: OpenCV, with the protocol's point budget (best responses kept);
 * any weights file (``.pt``, ``.pth``, ``.pth.tar``...) or exported ``.onnx``: SuperPoint through
-  ``superpoint_ros.frontend.load_frontend``;
+  ``superpoint_ros.loader.load_frontend``;
 * a front-end already loaded (any backend and precision): ``FrontendMethod``.
 
 Every method maps a uint8 image to the data contract (``keypoints [N, 2]`` float32 (x, y),
@@ -276,7 +276,7 @@ class SuperPointMethod(FrontendMethod):
 
     def frontend(self):
         if self._frontend is None:
-            from superpoint_ros.frontend import load_frontend
+            from superpoint_ros.loader import load_frontend
 
             if self.path.suffix.lower() == ".onnx":
                 fe = load_frontend(self.path, backend=self.backend, config={"resize": None})
