@@ -22,7 +22,28 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
+
+import cv2
+
+from superpoint_ros.errors import ConfigError, SuperPointError
+from superpoint_ros.frontend import parse_size
+from superpoint_ros.loader import load_frontend
+from superpoint_training.demo.still import still_demo
+
+from ._common import read_image
+
+try:  # the ROS side: rclpy and the message packages, from the [ros] extra or a sourced ROS
+    from superpoint_training.demo.inputs import PHOTOS
+    from superpoint_training.demo.pipeline import DemoOptions, run_demo
+    from superpoint_training.demo.report import open_command
+    from superpoint_training.demo.sequence import SequenceConfig
+    from superpoint_training.demo.table import render_summary
+
+    ROS_MISSING = None
+except ImportError as exc:  # --still needs none of it; the ROS demo says what is missing
+    ROS_MISSING = exc.name
 
 COMMAND = "demo"
 
@@ -111,8 +132,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def node_parameters(args: argparse.Namespace) -> dict[str, object]:
     """The node's parameters from ``--weights``, ``--backend`` and ``-p NAME:=VALUE``."""
-    from superpoint_ros.errors import ConfigError
-
     params: dict[str, object] = {}
     if args.weights:
         params["weights"] = str(Path(args.weights).expanduser().resolve())
@@ -127,14 +146,6 @@ def node_parameters(args: argparse.Namespace) -> dict[str, object]:
 
 
 def run_still(args: argparse.Namespace) -> int:
-    import cv2
-
-    from superpoint_ros.errors import SuperPointError
-    from superpoint_ros.loader import load_frontend
-    from superpoint_training.demo.still import still_demo
-
-    from ._common import read_image
-
     if args.image:
         image, source = read_image(args.image), args.image
     else:
@@ -166,22 +177,11 @@ def run_still(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.still:
         return run_still(args)
-    import time
-
-    from superpoint_ros.errors import ConfigError, SuperPointError
-    from superpoint_ros.frontend import parse_size
-
-    try:  # the ROS side: rclpy and the message packages, from the [ros] extra or a sourced ROS
-        from superpoint_training.demo.inputs import PHOTOS
-        from superpoint_training.demo.pipeline import DemoOptions, run_demo
-        from superpoint_training.demo.report import open_command
-        from superpoint_training.demo.sequence import SequenceConfig
-        from superpoint_training.demo.table import render_summary
-    except ImportError as exc:
+    if ROS_MISSING is not None:
         raise SuperPointError(
-            f"the demo needs ROS 2's Python packages ({exc.name} is missing): source a ROS 2 "
+            f"the demo needs ROS 2's Python packages ({ROS_MISSING} is missing): source a ROS 2 "
             "installation or pip install '.[ros,train]' (make venv does)"
-        ) from None
+        )
 
     started = time.perf_counter()
     size = parse_size(args.size)
