@@ -9,15 +9,16 @@ from typing import Any
 import numpy as np
 
 from superpoint_ros import image_io
+from superpoint_ros.backends import PRECISIONS, backend_choices
 from superpoint_ros.errors import ConfigError
+from superpoint_ros.frontend import FrontendConfig, parse_size
 from superpoint_ros.frontend.config import NMS_MODES
 from superpoint_ros.frontend.conventions import DESCRIPTOR_SAMPLINGS
+from superpoint_ros.loader import load_frontend
 
 
 def add_frontend_arguments(parser: argparse.ArgumentParser, backend: bool = True) -> None:
     """``--weights``, ``--backend`` and the front-end settings; unset ones keep the model's."""
-    from superpoint_ros.backends import PRECISIONS, backend_choices
-
     parser.add_argument(
         "--weights",
         "-w",
@@ -76,8 +77,6 @@ def frontend_overrides(args: argparse.Namespace) -> dict[str, Any]:
     against their ranges here, where they are read: before any model is loaded or compared with
     the settings baked into an .onnx (which would otherwise suggest re-exporting with an
     impossible value)."""
-    from superpoint_ros.frontend import FrontendConfig, parse_size
-
     table = {
         "max_keypoints": args.max_keypoints,
         "nms_radius": args.nms_radius,
@@ -95,8 +94,6 @@ def frontend_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_frontend(args: argparse.Namespace):
-    from superpoint_ros.loader import load_frontend
-
     return load_frontend(
         args.weights,
         args.backend,

@@ -10,6 +10,15 @@ descriptor sampling); the export is checked in ONNX Runtime.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+import numpy as np
+
+from superpoint_ros.backends.onnxruntime_backend import import_onnxruntime
+from superpoint_ros.errors import ConfigError
+from superpoint_ros.frontend import FrontendConfig, default_weights
+from superpoint_ros.model.weights import load_weights
+from superpoint_ros.onnx_export import OPSET, export_onnx
 
 from ._common import add_frontend_arguments, check_output, frontend_overrides
 
@@ -19,7 +28,7 @@ COMMAND = "export-onnx"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_frontend_arguments(parser, backend=False)
     parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
     parser.add_argument(
         "--bare-network",
         action="store_true",
@@ -28,15 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    import numpy as np
-
-    from superpoint_ros.errors import ConfigError
-    from superpoint_ros.onnx_export import export_onnx
-    from superpoint_ros.frontend import FrontendConfig, default_weights
-    from superpoint_ros.model.weights import load_weights
-
     if not args.output.endswith(".onnx"):
         raise ConfigError(f"output must end with .onnx: {args.output}")
     check_output(args.output)  # before the weights are even read
@@ -57,8 +57,6 @@ def run(args: argparse.Namespace) -> int:
         f"{'network only' if args.bare_network else 'front-end'}: {config.graph_key()})"
     )
     try:
-        from superpoint_ros.backends.onnxruntime_backend import import_onnxruntime
-
         ort = import_onnxruntime()
     except ImportError:
         print("onnxruntime not installed: skipped the check run")
