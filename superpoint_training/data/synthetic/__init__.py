@@ -50,4 +50,9 @@ test can call with hand-chosen geometry.
 ``DataLoader`` (so workers are deterministic too), with optional augmentation
 (``superpoint_training.data.augment``) and an optional on-disk cache of the fixed val/test
 splits (one ``.npz`` per split).
+
+Files: ``config`` (the dataclasses), ``raster`` (drawing operations, ``render_scene``),
+``colors`` (shape greys, background), ``geometry2d`` (crossings, distances, inside tests),
+``scenes`` (deterministic builders), ``primitives`` (``SAMPLERS``, ``render_sample``),
+``dataset`` (``SyntheticShapesDataset``, ``collate``, ``worker_init``).
 """
