@@ -29,42 +29,18 @@ from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from superpoint_ros.ros import node_config
+from superpoint_ros.ros.params import launch_value
+from superpoint_training.ros import bench_config
+
 PACKAGE = "superpoint_ros"
 
-# (parameter, type, launch default, description): launch arguments that set a parameter of
-# superpoint_node (superpoint_ros/ros/node_config.py) or of bench_node
-# (superpoint_training/ros/bench.py); test/test_bench_node.py checks the names. Default None =
-# required; "" = keep the parameter file's value.
-NODE_ARGUMENTS = (
-    (
-        "weights",
-        "str",
-        "",
-        "Model of superpoint_node: a checkpoint (.pt/.pth), an .onnx or a TensorRT engine; "
-        "empty = the parameter file's (the packaged default model)",
-    ),
-    ("backend", "str", "", "Backend of superpoint_node: auto | tensorrt | onnxruntime | torch"),
-)
-BENCH_ARGUMENTS = (
-    ("bag", "str", None, "HPatches bag to replay (`superpoint bag hpatches DIR -o BAG`)"),
-    ("output_dir", "str", None, "Report folder: metrics.json, report.md and plots"),
-    (
-        "rate",
-        "float",
-        "",
-        "Frames per second the bench publishes; 0.0 = the next frame when the previous one's "
-        "features came back or timed out (bench.yaml: 0.0)",
-    ),
-    ("timeout", "float", "", "Seconds to wait for a frame's features before counting it dropped"),
-    (
-        "protocol",
-        "str",
-        "",
-        "Protocol overrides as `superpoint evaluate --set`, space-separated, e.g. "
-        "'hom_size=240x320 eps=1,3,5'; empty = the pinned protocol",
-    ),
-    ("max_sequences", "int", "", "Replay only the first N sequences of the bag; 0 = all"),
-)
+# Launch arguments that set a parameter of superpoint_node or of bench_node: names only; type,
+# description and whether it is required come from the nodes' own tables
+# (superpoint_ros/ros/node_config.py, superpoint_training/ros/bench_config.py). An empty
+# argument keeps the parameter file's value.
+NODE_ARGUMENTS = ("weights", "backend", "precision")
+BENCH_ARGUMENTS = ("bag", "output_dir", "rate", "timeout", "protocol", "max_sequences")
 # Set on every bench run. Reliable input: the bench measures the model, not DDS losing large
 # frames; with a rate the node's newest-frame-only policy still drops what it can't keep up
 # with.
@@ -72,23 +48,16 @@ NODE_FIXED = {"qos_reliability": "reliable", "publish_debug_image": False}
 BENCH_FIXED = {"node_name": "/superpoint_node"}
 FEATURES_TOPIC = "/superpoint_node/features"
 
-_TYPES = {"str": str, "int": int, "float": float}
+_NODE_SPECS = {p.name: p for p in node_config.PARAMETERS}
+_BENCH_SPECS = {p.name: p for p in bench_config.PARAMETERS}
 
 
-def _typed(name, kind, text):
-    """A launch argument's text as the parameter's type (ROS parameters are strictly typed)."""
-    try:
-        return _TYPES[kind](text)
-    except ValueError:
-        raise ValueError(f"launch argument {name}:={text!r} must be a {kind}") from None
-
-
-def _overrides(context, arguments, fixed):
+def _overrides(context, names, specs, fixed):
     out = dict(fixed)
-    for name, kind, _, _ in arguments:
+    for name in names:
         text = LaunchConfiguration(name).perform(context)
         if text != "":
-            out[name] = _typed(name, kind, text)
+            out[name] = launch_value(specs[name], text)
     return out
 
 
@@ -101,7 +70,7 @@ def _nodes(context, *args, **kwargs):
         output="screen",
         parameters=[
             LaunchConfiguration("node_params_file"),
-            _overrides(context, NODE_ARGUMENTS, NODE_FIXED),
+            _overrides(context, NODE_ARGUMENTS, _NODE_SPECS, NODE_FIXED),
         ],
         remappings=[("image", image_topic)],
     )
@@ -112,7 +81,7 @@ def _nodes(context, *args, **kwargs):
         output="screen",
         parameters=[
             LaunchConfiguration("bench_params_file"),
-            _overrides(context, BENCH_ARGUMENTS, BENCH_FIXED),
+            _overrides(context, BENCH_ARGUMENTS, _BENCH_SPECS, BENCH_FIXED),
         ],
         remappings=[("image", image_topic), ("features", FEATURES_TOPIC)],
     )
@@ -149,11 +118,25 @@ def generate_launch_description() -> LaunchDescription:
             description="Parameter file of bench_node",
         ),
     ]
-    for name, _, default, description in NODE_ARGUMENTS + BENCH_ARGUMENTS:
-        if default is None:
+    for name in NODE_ARGUMENTS:
+        arguments.append(
+            DeclareLaunchArgument(
+                name,
+                default_value="",
+                description=f"superpoint_node: {_NODE_SPECS[name].description} "
+                "(empty: from node_params_file)",
+            )
+        )
+    for name in BENCH_ARGUMENTS:
+        description = f"bench_node: {_BENCH_SPECS[name].description}"
+        if name in bench_config.REQUIRED:
             arguments.append(DeclareLaunchArgument(name, description=description))
         else:
             arguments.append(
-                DeclareLaunchArgument(name, default_value=default, description=description)
+                DeclareLaunchArgument(
+                    name,
+                    default_value="",
+                    description=f"{description} (empty: from bench_params_file)",
+                )
             )
     return LaunchDescription([*arguments, OpaqueFunction(function=_nodes)])

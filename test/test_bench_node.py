@@ -26,9 +26,12 @@ import pytest
 import yaml
 
 from superpoint_ros.errors import ConfigError, InputError
+from superpoint_ros.ros.params import markdown_table_in
+from superpoint_training.cli.ros_params import rendering
 from superpoint_training.evaluation import results
 from superpoint_training.evaluation.protocol import Protocol
 from superpoint_training.ros import bench as B
+from superpoint_training.ros import bench_config as C
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch" / "bench.launch.py"
@@ -43,18 +46,29 @@ SIZE = (240, 320)  # (height, width) of the generated sequences
 # Pure parts: no ROS needed
 
 
+def test_the_shipped_yaml_and_the_docs_table_are_the_tables_renderings():
+    assert CONFIG.read_text() == rendering("bench_node"), (
+        "config/bench.yaml is stale: superpoint ros-params bench_node -o config/bench.yaml"
+    )
+    doc = (REPO / "docs" / "bench_node.md").read_text()
+    assert markdown_table_in(doc) == rendering("bench_node", markdown=True), (
+        "docs/bench_node.md's parameter table is stale: superpoint ros-params bench_node "
+        "--markdown"
+    )
+
+
 def test_parameter_table_matches_the_yaml_and_parses():
     shipped = yaml.safe_load(CONFIG.read_text())["bench_node"]["ros__parameters"]
-    assert list(shipped) == list(B.PARAMETER_NAMES)
-    assert shipped == {p.name: p.default for p in B.PARAMETERS}
-    for spec in B.PARAMETERS:
+    assert list(shipped) == list(C.PARAMETER_NAMES)
+    assert shipped == {p.name: p.default for p in C.PARAMETERS}
+    for spec in C.PARAMETERS:
         assert spec.description.strip(), spec.name
         if spec.low is not None:
             assert spec.low <= spec.default <= spec.high, spec.name
-    cfg = B.parse_bench_config({**shipped, "bag": "~/b", "output_dir": "/r"})
+    cfg = C.parse_bench_config({**shipped, "bag": "~/b", "output_dir": "/r"})
     assert cfg.bag == Path("~/b").expanduser() and cfg.output_dir == Path("/r")
     assert cfg.mode == "lockstep" and cfg.protocol == Protocol() and cfg.match_pair is None
-    cfg = B.parse_bench_config(
+    cfg = C.parse_bench_config(
         {"bag": "b", "output_dir": "o", "rate": 30, "protocol": "hom_size=240x320 eps=1,3",
          "match_pair": 2}
     )  # fmt: skip
@@ -73,7 +87,7 @@ def test_parameter_table_matches_the_yaml_and_parses():
     ]
     for values, message in bad:
         with pytest.raises(ConfigError, match=message):
-            B.parse_bench_config(values)
+            C.parse_bench_config(values)
 
 
 def test_protocol_image_conversions():
@@ -270,19 +284,24 @@ def test_launch_file_names_real_executables_parameters_and_files():
     for name in executables:
         module, func = scripts[name].split(":")
         assert callable(getattr(__import__(module, fromlist=[func]), func))
-    # Every parameter the launch file sets is declared by the node it sets it on.
-    assert {a[0] for a in t["NODE_ARGUMENTS"]} | set(t["NODE_FIXED"]) <= set(NODE_PARAMETERS)
-    assert {a[0] for a in t["BENCH_ARGUMENTS"]} | set(t["BENCH_FIXED"]) <= set(B.PARAMETER_NAMES)
-    # Types match the declared parameters; every argument has a description; bag and output_dir
-    # are required.
-    specs = {p.name: p for p in B.PARAMETERS}
-    for name, kind, default, description in t["BENCH_ARGUMENTS"]:
-        assert kind == specs[name].type.__name__ and description.strip()
-        assert (default is None) == (name in ("bag", "output_dir"))
+    # Every parameter the launch file sets is declared by the node it sets it on; types and
+    # descriptions come from the nodes' tables (their modules are what the launch file imports).
+    assert set(t["NODE_ARGUMENTS"]) | set(t["NODE_FIXED"]) <= set(NODE_PARAMETERS)
+    assert set(t["BENCH_ARGUMENTS"]) | set(t["BENCH_FIXED"]) <= set(C.PARAMETER_NAMES)
+    assert set(C.REQUIRED) <= set(t["BENCH_ARGUMENTS"])
+    imported = {
+        alias.name: node.module
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported["node_config"] == "superpoint_ros.ros"
+    assert imported["bench_config"] == "superpoint_training.ros"
+    assert imported["launch_value"] == "superpoint_ros.ros.params"
     assert t["FEATURES_TOPIC"] == "/superpoint_node/features"
     # Every declared launch argument is used, and every LaunchConfiguration is declared.
     text = LAUNCH.read_text()
-    declared = {a[0] for a in t["NODE_ARGUMENTS"] + t["BENCH_ARGUMENTS"]}
+    declared = set(t["NODE_ARGUMENTS"] + t["BENCH_ARGUMENTS"])
     declared |= set(re.findall(r'DeclareLaunchArgument\(\s*"(\w+)"', text))
     used = set(re.findall(r'LaunchConfiguration\("(\w+)"\)', text))
     assert used <= declared and {"image_topic", "node_params_file", "bench_params_file"} <= used
@@ -302,8 +321,14 @@ def test_launch_description_builds_where_launch_ros_exists(ament_prefix, monkeyp
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
-    names = {a.name for a in description.get_launch_arguments()}
-    assert {"bag", "output_dir", "weights", "backend", "rate"} <= names
+    arguments = {a.name: a for a in description.get_launch_arguments()}
+    assert {"bag", "output_dir", "weights", "backend", "precision", "rate"} <= set(arguments)
+    for name in C.REQUIRED:  # no default: ros2 launch asks for them
+        assert arguments[name].default_value is None, name
+    rate = next(p for p in C.PARAMETERS if p.name == "rate")
+    assert arguments["rate"].description == f"bench_node: {rate.description} " + (
+        "(empty: from bench_params_file)"
+    )
 
 
 # =============================================================================================

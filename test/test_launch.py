@@ -119,13 +119,14 @@ def _setup() -> tuple[list[str], dict[str, set[str]], str]:
     return scripts, installed, name
 
 
-def _parameter_arguments() -> list[tuple[str, str]]:
-    """(name, type name) of the launch file's PARAMETER_ARGUMENTS table."""
-    tree = _tree(LAUNCH)
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and node.targets[0].id == "PARAMETER_ARGUMENTS":
-            return [(e.elts[0].value, e.elts[1].id) for e in node.value.elts]
-    raise AssertionError("no PARAMETER_ARGUMENTS table in the launch file")
+def _imports(tree: ast.Module) -> dict[str, str]:
+    """Module-level ``from M import N``: name -> module."""
+    return {
+        alias.asname or alias.name: node.module
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
 
 
 def test_launch_file_parses_and_defines_generate_launch_description():
@@ -147,13 +148,20 @@ def test_every_executable_is_a_console_script_of_this_package():
         assert executable in scripts, f"{executable} is not a console script of setup.py"
 
 
-def test_every_parameter_set_is_declared_by_the_node_with_its_type():
-    declared = {p.name: p.type.__name__ for p in PARAMETERS}
-    arguments = _parameter_arguments()
-    for name, kind in arguments:
-        assert name in declared, f"launch sets {name!r}, which the node does not declare"
-        assert kind == declared[name], f"{name}: launch casts to {kind}, node has {declared[name]}"
-    assert [n for n, _ in arguments] == list(PARAMETER_NAMES)  # every parameter is an argument
+def test_parameter_arguments_come_from_the_nodes_table():
+    """One launch argument per node parameter, declared from the node's own table and cast by
+    its type (``params.launch_value``): nothing to keep in step by hand."""
+    tree = _tree(LAUNCH)
+    imported = _imports(tree)
+    assert imported["PARAMETERS"] == "superpoint_ros.ros.node_config"
+    assert imported["launch_value"] == "superpoint_ros.ros.params"
+    loops = [
+        n for n in ast.walk(tree) if isinstance(n, (ast.For, ast.comprehension))
+        if ast.unparse(n.iter) == "PARAMETERS"
+    ]  # fmt: skip
+    assert len(loops) == 2  # the DeclareLaunchArgument list and the overrides in _node
+    text = ast.unparse(tree)
+    assert "DeclareLaunchArgument(spec.name" in text and "launch_value(spec, text)" in text
 
 
 def test_launch_arguments_are_declared_described_and_used():
@@ -218,28 +226,6 @@ def test_every_loaded_file_is_installed_in_the_share_directory():
             assert (share / rel).is_file(), f"{share / rel} is not installed"
 
 
-def test_launch_argument_casting():
-    """The launch file's ``_typed`` (taken out of its source, run without ``launch``)."""
-    tree = _tree(LAUNCH)
-    wanted = [
-        n
-        for n in tree.body
-        if (isinstance(n, ast.FunctionDef) and n.name == "_typed")
-        or (isinstance(n, ast.Assign) and n.targets[0].id in ("_TRUE", "_FALSE"))
-    ]
-    namespace: dict = {}
-    exec(compile(ast.Module(body=wanted, type_ignores=[]), str(LAUNCH), "exec"), namespace)
-    typed = namespace["_typed"]
-    assert typed("fp16", bool, "True") is True and typed("fp16", bool, "0") is False
-    assert typed("max_keypoints", int, "500") == 500
-    assert typed("match_ratio", float, "1") == 1.0 and isinstance(typed("m", float, "1"), float)
-    assert typed("resize", str, "480x640") == "480x640"
-    with pytest.raises(ValueError, match="true or false"):
-        typed("fp16", bool, "maybe")
-    with pytest.raises(ValueError, match="must be a int"):
-        typed("max_keypoints", int, "many")
-
-
 def test_config_yaml_keys_are_the_declared_parameters():
     doc = yaml.safe_load(CONFIG.read_text())
     assert list(doc) == ["superpoint_node"]
@@ -273,6 +259,22 @@ def _installed_share() -> Path | None:
 # The launch files run for real: upstream launch/launch_ros (a sourced ROS 2, or the sources in
 # ../shared/ros_python/site that test/conftest.py puts on sys.path), an ament prefix made here
 # as colcon would install the package, the real nodes over DDS.
+
+
+def test_launch_description_declares_every_node_parameter(ament_prefix, monkeypatch):
+    _need_launch()
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(ament_prefix))  # the config folder's index
+    from launch.actions import DeclareLaunchArgument
+
+    spec = importlib.util.spec_from_file_location("superpoint_launch", LAUNCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    declared = {e.name: e for e in description.entities if isinstance(e, DeclareLaunchArgument)}
+    assert set(declared) == EXTRA_ARGUMENTS | set(PARAMETER_NAMES)
+    for p in PARAMETERS:
+        assert declared[p.name].description.startswith(p.description), p.name
+
 
 DOMAIN_ID = 150 + os.getpid() % 80  # one DDS domain per test run
 BENCH_LAUNCH = REPO / "launch" / "bench.launch.py"

@@ -26,17 +26,7 @@ import numpy as np
 import pytest
 import yaml
 
-from superpoint_ros.errors import ConfigError
 from superpoint_ros.ros.draw import draw_debug_image, track_colors
-from superpoint_ros.ros.node_config import (
-    DEFAULTS,
-    PARAMETER_NAMES,
-    PARAMETERS,
-    ParamSpec,
-    check_parameters,
-    parse_node_config,
-)
-from superpoint_ros.ros.tracks import TrackIds, one_to_one, track_break_reason
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config" / "superpoint.yaml"
@@ -67,127 +57,6 @@ def _natural_image(size=SIZE) -> np.ndarray:
 # Pure parts: no ROS needed
 
 
-def test_parameter_table_matches_the_yaml_and_parses_to_defaults():
-    shipped = yaml.safe_load(CONFIG.read_text())["superpoint_node"]["ros__parameters"]
-    assert list(shipped) == list(PARAMETER_NAMES)  # same keys, same order as the table
-    assert shipped == DEFAULTS
-    cfg = parse_node_config(shipped)
-    assert cfg.weights is None and cfg.resize is None and cfg.mono16_shift == 8
-    assert cfg.match.mutual and cfg.match.ratio is None and cfg.match.max_distance is None
-    assert cfg.frontend.max_keypoints == 1000 and cfg.frontend.nms_radius == 4
-    assert cfg.qos_reliability == "best_effort" and cfg.qos_depth == 1
-    for spec in PARAMETERS:
-        assert spec.description.strip(), spec.name
-        assert isinstance(spec.default, (bool, int, float, str))
-        if spec.low is not None:
-            assert spec.low <= spec.default <= spec.high, spec.name
-
-
-def test_parse_node_config_converts_and_rejects():
-    cfg = parse_node_config(
-        {
-            "resize": "480x640",
-            "match_ratio": 0.8,
-            "match_max_distance": 1,
-            "mono16_shift": -1,
-            "match_mode": "nearest",
-            "weights": "/w.onnx",
-            "max_keypoints": 7,
-        }
-    )
-    assert cfg.resize == (480, 640) and cfg.weights == "/w.onnx"
-    assert cfg.match.ratio == 0.8 and cfg.match.max_distance == 1.0 and not cfg.match.mutual
-    assert cfg.mono16_shift is None and cfg.frontend.max_keypoints == 7
-    assert cfg.frontend_overrides()["resize"] == (480, 640)
-    assert cfg.frontend_overrides()["max_keypoints"] == 7
-    bad = [
-        ({"backend": "cuda"}, "backend"),
-        ({"match_mode": "best"}, "match_mode"),
-        ({"max_keypoints": 0}, "max_keypoints"),
-        ({"max_keypoints": 5000}, "max_keypoints"),
-        ({"detection_threshold": 1.0}, "detection_threshold"),
-        ({"resize": "100x100"}, "resize"),
-        ({"fp16": 1}, "fp16"),
-        ({"max_keypoints": 1.5}, "max_keypoints"),
-        ({"qos_reliability": "fast"}, "qos_reliability"),
-        ({"max_keypoint": 5}, "max_keypoint"),
-    ]
-    for values, name in bad:
-        with pytest.raises(ConfigError, match=name):
-            parse_node_config(values)
-
-
-def test_check_parameters_fills_defaults_converts_and_names_the_culprit():
-    specs = (
-        ParamSpec("rate", 0.5, "r", 0.0, 2.0),
-        ParamSpec("mode", "a", "m", choices=("a", "b")),
-    )
-    assert check_parameters(specs, {}) == {"rate": 0.5, "mode": "a"}
-    got = check_parameters(specs, {"rate": 2, "mode": "b"})
-    assert got == {"rate": 2.0, "mode": "b"} and isinstance(got["rate"], float)
-    with pytest.raises(ConfigError, match=r"unknown parameters \['mdoe'\]; valid: rate, mode$"):
-        check_parameters(specs, {"mdoe": "b"})
-    with pytest.raises(ConfigError, match=r"parameter rate=3.0 is outside 0.0 to 2.0$"):
-        check_parameters(specs, {"rate": 3})
-    with pytest.raises(ConfigError, match=r"parameter mode='c' is not one of: a, b$"):
-        check_parameters(specs, {"mode": "c"})
-
-
-def test_track_ids_hand_computed():
-    t = TrackIds()
-    assert t.update(3, np.zeros((0, 2))).tolist() == []  # first frame: nothing to match
-    # frame 2 (4 keypoints): prev 0 -> 1, prev 2 -> 3 start tracks 0 and 1
-    assert t.update(4, [[0, 1], [2, 3]]).tolist() == [0, 1]
-    # frame 3: prev 3 continues track 1, prev 1 continues track 0, prev 0 (no track) starts 2
-    assert t.update(3, [[3, 0], [1, 1], [0, 2]]).tolist() == [1, 0, 2]
-    # frame 4: only current keypoint 0 of frame 3 (track 1) continues; tracks 0 and 2 break
-    assert t.update(5, [[0, 4]]).tolist() == [1]
-    # frame 5: keypoint 4 continues track 1; keypoint 0 had no track: a new one, 3 (0 and 2
-    # are never reused)
-    assert t.update(2, [[4, 0], [0, 1]]).tolist() == [1, 3]
-    assert t.next_id == 4
-    t.reset()
-    assert t.update(2, np.zeros((0, 2))).tolist() == []
-    assert t.update(1, [[1, 0]]).tolist() == [4]  # ids keep counting after a reset
-
-
-def test_track_ids_reject_inconsistent_matches_and_wrap():
-    t = TrackIds()
-    t.update(3, np.zeros((0, 2)))
-    with pytest.raises(ValueError, match="i0 outside"):
-        t.update(3, [[3, 0]])
-    with pytest.raises(ValueError, match="i1 outside"):
-        t.update(3, [[0, 3]])
-    with pytest.raises(ValueError, match="several matches"):
-        t.update(3, [[0, 1], [2, 1]])
-    t._next_id = 2**32 - 1  # near the uint32 end: ids wrap to 0
-    assert t.update(3, [[0, 0], [1, 1]]).tolist() == [2**32 - 1, 0]
-
-
-def test_track_break_reasons_hand_computed():
-    a = ("cam", 480, 640, 5_000_000_000)
-    assert track_break_reason(a, ("cam", 480, 640, 5_000_000_000)) is None  # same stamp: fine
-    assert track_break_reason(a, ("cam", 480, 640, 6_000_000_000)) is None
-    assert track_break_reason(a, ("cam2", 480, 640, 6_000_000_000)) == (
-        "frame_id",
-        "frame_id changed from 'cam' to 'cam2'",
-    )
-    assert track_break_reason(a, ("cam", 240, 320, 6_000_000_000)) == (
-        "size",
-        "image size changed from 480x640 to 240x320",
-    )
-    kind, text = track_break_reason(a, ("cam", 480, 640, 3_500_000_000))
-    assert kind == "stamp" and text.startswith("stamp went back by 1.500 s, from 5.000 to 3.500")
-
-
-def test_one_to_one_keeps_the_closest_match_per_current_keypoint():
-    matches = np.array([[0, 5], [1, 5], [2, 7], [3, 5], [4, 7]])
-    distances = np.array([0.9, 0.2, 0.4, 0.2, 0.1], np.float32)
-    kept, d = one_to_one(matches, distances)
-    assert kept.tolist() == [[1, 5], [4, 7]]  # tie 0.2 for 5: the first listed wins
-    assert d.tolist() == pytest.approx([0.2, 0.1])
-
-
 def test_draw_debug_image():
     gray = np.full((60, 80), 100, np.uint8)
     out = draw_debug_image(
@@ -205,19 +74,6 @@ def test_draw_debug_image():
     assert not np.array_equal(track_colors(np.array([1]))[0], track_colors(np.array([2]))[0])
     bgr = draw_debug_image(np.zeros((30, 40, 3), np.uint8), np.zeros((0, 2)))
     assert bgr.shape == (30, 40, 3)
-
-
-def test_mailbox_keeps_only_the_newest():
-    pytest.importorskip("rclpy")
-    from superpoint_ros.ros.superpoint_node import Mailbox
-
-    box = Mailbox()
-    assert box.put("a") is False
-    assert box.put("b") is True  # "a" was never taken: dropped
-    assert box.take(0.01) == "b"
-    assert box.take(0.01) is None
-    box.close()
-    assert box.take(5.0) is None  # closed: returns at once
 
 
 # =============================================================================================
@@ -750,11 +606,16 @@ def test_only_the_newest_frame_is_processed(node, client):
 
 @pytest.mark.ros
 def test_startup_errors_exit_non_zero_with_one_line(tmp_path, random_onnx):
+    ok = ros_args(weights=random_onnx, max_keypoints=MAX_KP, backend="onnxruntime")
     cases = {
         "missing": (["-p", "weights:=/nonexistent/model.onnx"], "weights file not found"),
         "backend": (["-p", f"weights:={random_onnx}", "-p", "backend:=tensorrt"], "TensorRT"),
         "range": (["-p", f"weights:={random_onnx}", "-p", "max_keypoints:=0"], "max_keypoints"),
         "baked": (["-p", f"weights:={random_onnx}"], "re-export"),  # yaml's 1000 != baked 150
+        # ROS' standard QoS override, checked like the qos_depth parameter
+        "qos": (ok + ["-p", "qos_overrides./image.subscription.depth:=0"], "depth 0 is not 1"),
+        # ONNX Runtime runs a file at its own precision
+        "precision": (ok + ["-p", "precision:=fp16"], "ONNX Runtime"),
     }
     if shutil.which("trtexec") or _importable("tensorrt"):
         del cases["backend"]
@@ -772,6 +633,55 @@ def test_startup_errors_exit_non_zero_with_one_line(tmp_path, random_onnx):
         assert code != 0, (name, log)
         assert len(fatal) == 1 and expected in fatal[0], (name, log)
         assert "[FATAL]" in fatal[0] and "Traceback" not in log, (name, log)
+
+
+@pytest.mark.ros
+def test_standard_qos_overrides_win_over_the_qos_parameters(tmp_path, random_onnx, client):
+    """``qos_overrides./<topic>.subscription.*`` (rclpy's QoSOverridingOptions) applies on top
+    of ``qos_reliability``/``qos_depth``; the node says the profile it subscribed with, and a
+    reliable publisher's frames still come back."""
+    from sensor_msgs.msg import Image
+
+    from superpoint_ros.ros.conversions import numpy_to_image
+
+    topic = "/test/qos_image"
+    node = NodeProcess(
+        tmp_path / "qos.log",
+        *ros_args(image=topic, weights=random_onnx, backend="onnxruntime",
+                  max_keypoints=MAX_KP, qos_depth=3),  # fmt: skip
+        "-p", f"qos_overrides.{topic}.subscription.reliability:=reliable",
+        "-p", f"qos_overrides.{topic}.subscription.depth:=5",
+    )  # fmt: skip
+    try:
+        _wait_for_node(client, node, topic)
+        assert f"listening on {topic} (Image, reliable, depth 5)" in node.log(), node.log()
+        publisher = client.node.create_publisher(Image, topic, 10)
+        try:
+            msg = numpy_to_image(_natural_image(), "mono8", client.header())
+            publisher.publish(msg)
+            assert client.spin_until(lambda: _key(msg) in client.features, 60.0), node.log()
+        finally:
+            client.node.destroy_publisher(publisher)
+    finally:
+        node.interrupt()
+    plain = NodeProcess(
+        tmp_path / "plain.log",
+        *ros_args(
+            image=topic,
+            weights=random_onnx,
+            backend="onnxruntime",
+            max_keypoints=MAX_KP,
+            qos_depth=3,
+        ),
+        "-p",
+        "qos_overrides./elsewhere.subscription.depth:=2",  # another topic: said, not used
+    )
+    try:
+        _wait_for_node(client, plain, topic)
+        assert f"listening on {topic} (Image, best_effort, depth 3)" in plain.log(), plain.log()
+        assert "ignoring ['qos_overrides./elsewhere.subscription.depth']" in plain.log()
+    finally:
+        plain.interrupt()
 
 
 def _importable(module: str) -> bool:

@@ -22,7 +22,7 @@ from rcl_interfaces.msg import (
 from rclpy.node import Node
 
 from ..errors import ConfigError
-from .node_config import ParamSpec
+from .params import ParamSpec
 
 try:  # rclpy >= Humble; the fallback keeps older or unusual builds importable
     from rclpy.executors import ExternalShutdownException

@@ -2,52 +2,49 @@
 
 Pure module (no ``rclpy``): the node declares every entry of :data:`PARAMETERS` (name, default,
 description, range or choices) with an ``rcl_interfaces`` descriptor, reads the values once,
-and hands them to :func:`parse_node_config`. The launch file, ``config/superpoint.yaml`` and
-their tests check themselves against the same table.
+and hands them to :func:`parse_node_config`. The front-end's settings take their defaults and
+meanings from :class:`~superpoint_ros.frontend.config.FrontendConfig` (their one home); the
+launch file declares its arguments from this table, and ``config/superpoint.yaml`` and the
+README's table are renderings of it (``superpoint ros-params superpoint_node``), which tests
+compare.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..backends import PRECISIONS, backend_choices, backend_names
 from ..errors import ConfigError
-from ..frontend.config import MAX_TOPK, FrontendConfig, parse_size
+from ..frontend.config import (
+    MAX_TOPK,
+    FrontendConfig,
+    format_size,
+    parse_size,
+    setting_doc,
+)
 from ..matching import MatchConfig
+from .params import INT32_MAX, ParamSpec, check_parameters
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+BACKENDS = backend_choices()  # "auto" and the registry's names (superpoint_ros.backends)
 MATCH_MODES = ("mutual", "nearest", "off")
 RELIABILITIES = ("best_effort", "reliable", "system_default")
-INT32_MAX = 2**31 - 1
+_FRONTEND = FrontendConfig()
+_BAKED = set(_FRONTEND.graph_key())  # settings fixed inside an exported graph
 
 
-@dataclass(frozen=True)
-class ParamSpec:
-    """One ROS parameter: its default fixes the type (bool, int, float or str).
-
-    ``low``/``high`` give an inclusive range for numbers (an ``IntegerRange`` or
-    ``FloatingPointRange`` in the descriptor); ``choices`` lists the valid strings.
-    """
-
-    name: str
-    default: bool | int | float | str
-    description: str
-    low: int | float | None = None
-    high: int | float | None = None
-    choices: tuple[str, ...] = ()
-
-    @property
-    def type(self) -> type:
-        return type(self.default)
-
-    def constraints(self) -> str:
-        """Human-readable constraint text for the descriptor's ``additional_constraints``."""
-        if self.choices:
-            return "one of: " + ", ".join(self.choices)
-        if self.low is not None:
-            return f"{self.low} to {self.high}"
-        return ""
+def frontend_parameter(name: str, low: int | float | None = None, high: Any = None) -> ParamSpec:
+    """The node parameter of the front-end setting ``name``: FrontendConfig's default and
+    meaning (plus, for a setting baked into exported graphs, that a file must match it)."""
+    default = getattr(_FRONTEND, name)
+    if name == "resize":
+        return ParamSpec(name, format_size(default), setting_doc(name),
+                         allowed="HEIGHTxWIDTH, multiples of 8")  # fmt: skip
+    doc = setting_doc(name)
+    if name in _BAKED:
+        doc += " Baked into .onnx/.engine files: it must match theirs."
+    return ParamSpec(name, default, doc, low, high)
 
 
 # The single table of parameters, in the order of config/superpoint.yaml and the README.
@@ -56,32 +53,38 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "weights",
         "",
         "Model file: a checkpoint (.pt/.pth, any supported layout), an exported front-end "
-        "(.onnx) or a TensorRT engine (.engine/.plan); empty = the packaged default model.",
+        "(.onnx, FP32 or INT8 from superpoint quantize) or a TensorRT engine (.engine/.plan); "
+        "empty = the packaged default model.",
     ),
     ParamSpec(
         "backend",
         "auto",
-        "Inference backend; auto = tensorrt, then onnxruntime, then torch (first available).",
+        f"Inference backend; auto = {', then '.join(backend_names())} (the first available that "
+        "runs the weights file).",
         choices=BACKENDS,
     ),
-    ParamSpec("fp16", False, "Half precision (TensorRT engine build, CUDA torch); else ignored."),
+    ParamSpec(
+        "precision",
+        "fp32",
+        "Precision of what the node builds itself from weights: a TensorRT engine (fp16: half "
+        "precision; int8 needs an .onnx quantised by superpoint quantize --target tensorrt) or "
+        "the CUDA torch model (fp16). Files given ready-made (.engine, INT8 .onnx) keep their "
+        "own precision.",
+        choices=PRECISIONS,
+    ),
+    ParamSpec("fp16", False, "Deprecated: true is precision fp16 (kept for old parameter files)."),
     ParamSpec(
         "cache_dir",
         "",
         "Folder for exported ONNX files and TensorRT engines; empty = ~/.cache/superpoint_ros.",
     ),
     ParamSpec("threads", 0, "ONNX Runtime intra-op threads; 0 = its default.", 0, 256),
-    ParamSpec(
-        "resize",
-        "",
-        "Stretch every image to HEIGHTxWIDTH (multiples of 8, e.g. 480x640) before inference; "
-        "keypoints are mapped back to input pixels. Empty = keep the input size.",
-    ),
-    ParamSpec("max_keypoints", 1000, "Most keypoints per image (best scores first).", 1, MAX_TOPK),
-    ParamSpec("detection_threshold", 0.005, "Minimum keypoint probability.", 0.0, 0.999),
-    ParamSpec("nms_radius", 4, "Non-maximum suppression radius in pixels.", 0, 64),
-    ParamSpec("border", 4, "Drop keypoints closer than this to the image edge (pixels).", 0, 256),
-    ParamSpec("subpixel", False, "Refine keypoint positions by a 3x3 soft-argmax."),
+    frontend_parameter("resize"),
+    frontend_parameter("max_keypoints", 1, MAX_TOPK),
+    frontend_parameter("detection_threshold", 0.0, 0.999),
+    frontend_parameter("nms_radius", 0, 64),
+    frontend_parameter("border", 0, 256),
+    frontend_parameter("subpixel"),
     ParamSpec(
         "match_mode",
         "mutual",
@@ -135,14 +138,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "qos_reliability",
         "best_effort",
-        "Reliability of the image subscription (sensor data QoS is best_effort).",
+        "Reliability of the image subscription (sensor-data QoS is best_effort; a best-effort "
+        "subscription also receives from reliable publishers); ROS' standard "
+        "qos_overrides./TOPIC.subscription.reliability wins where given.",
         choices=RELIABILITIES,
     ),
     ParamSpec(
         "qos_depth",
         1,
         "History depth of the image subscription; the node processes only the newest frame "
-        "anyway.",
+        "anyway. ROS' standard qos_overrides./TOPIC.subscription.depth wins where given.",
         1,
         1000,
     ),
@@ -165,6 +170,18 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMETERS)
 DEFAULTS: dict[str, Any] = {p.name: p.default for p in PARAMETERS}
 
+# The comment on top of config/superpoint.yaml (render_params_file writes the rest).
+PARAMS_FILE_HEADER = """\
+Parameters of superpoint_node (superpoint_ros). Every key is declared by the node with a
+description and a range (`ros2 param describe /superpoint_node <name>`); values are read once
+at start-up. Generated from the table in superpoint_ros/ros/node_config.py (edit the table,
+not this file) by `superpoint ros-params superpoint_node -o config/superpoint.yaml`. Use with:
+  ros2 launch superpoint_ros superpoint.launch.py
+  superpoint_node --ros-args --params-file config/superpoint.yaml -r image:=/camera/image_raw
+The image subscription also takes ROS' standard QoS overrides, e.g.
+  qos_overrides./camera/image_raw.subscription.reliability: reliable
+"""
+
 
 @dataclass(frozen=True)
 class NodeConfig:
@@ -172,7 +189,7 @@ class NodeConfig:
 
     weights: str | None  # None = the packaged default model
     backend: str
-    fp16: bool
+    precision: str  # fp32 | fp16 | int8, for what the node builds itself
     cache_dir: str | None
     threads: int
     frontend: FrontendConfig  # max_keypoints, nms_radius, detection_threshold, border, ...
@@ -187,52 +204,13 @@ class NodeConfig:
     qos_depth: int
     diagnostics_period: float  # 0 = off
     log_period: float  # 0 = off
+    notes: tuple[str, ...] = ()  # warnings for the node to log (deprecated parameters)
 
     def frontend_overrides(self) -> dict[str, Any]:
         """The ``config`` argument of ``load_frontend``: every front-end setting."""
         d = self.frontend.to_dict()
         d["resize"] = self.resize
         return d
-
-
-def check_parameter(spec: ParamSpec, value: Any) -> Any:
-    """``value`` checked against ``spec``: its type (an int is accepted for a float, as YAML
-    writes ``1``), choices and range. Returns the value (as float for a float parameter);
-    raises a one-line :class:`ConfigError` naming the parameter."""
-    want = spec.type
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)  # a YAML "1" for a float parameter
-    if want is bool:
-        ok = isinstance(value, bool)
-    elif want is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, want)
-    if not ok:
-        raise ConfigError(
-            f"parameter {spec.name!r} must be a {want.__name__}, got {value!r} "
-            f"({type(value).__name__})"
-        )
-    if spec.choices and value not in spec.choices:
-        raise ConfigError(
-            f"parameter {spec.name}={value!r} is not one of: {', '.join(spec.choices)}"
-        )
-    if spec.low is not None and not spec.low <= value <= spec.high:
-        raise ConfigError(f"parameter {spec.name}={value!r} is outside {spec.low} to {spec.high}")
-    return value
-
-
-def check_parameters(specs: Sequence[ParamSpec], values: Mapping[str, Any]) -> dict[str, Any]:
-    """Every parameter of ``specs`` (name -> checked value), ``values`` over the defaults.
-
-    Raises a one-line :class:`ConfigError` for a name not in ``specs`` (listing the valid
-    ones) or a value :func:`check_parameter` rejects. Shared by every node's parser.
-    """
-    names = [p.name for p in specs]
-    unknown = set(values) - set(names)
-    if unknown:
-        raise ConfigError(f"unknown parameters {sorted(unknown)}; valid: {', '.join(names)}")
-    return {p.name: check_parameter(p, values.get(p.name, p.default)) for p in specs}
 
 
 def parse_node_config(values: Mapping[str, Any]) -> NodeConfig:
@@ -246,6 +224,15 @@ def parse_node_config(values: Mapping[str, Any]) -> NodeConfig:
         resize = parse_size(v["resize"])
     except ConfigError as exc:
         raise ConfigError(f"parameter resize: {exc}") from None
+    precision, notes = v["precision"], ()
+    if v["fp16"]:
+        if precision == "int8":
+            raise ConfigError(
+                "parameter fp16=true contradicts precision=int8; set precision alone (fp16 is "
+                "deprecated)"
+            )
+        precision = "fp16"
+        notes = ("parameter fp16 is deprecated: use precision:=fp16",)
     frontend = FrontendConfig(
         max_keypoints=v["max_keypoints"],
         nms_radius=v["nms_radius"],
@@ -261,7 +248,7 @@ def parse_node_config(values: Mapping[str, Any]) -> NodeConfig:
     return NodeConfig(
         weights=v["weights"] or None,
         backend=v["backend"],
-        fp16=v["fp16"],
+        precision=precision,
         cache_dir=v["cache_dir"] or None,
         threads=v["threads"],
         frontend=frontend,
@@ -276,6 +263,7 @@ def parse_node_config(values: Mapping[str, Any]) -> NodeConfig:
         qos_depth=v["qos_depth"],
         diagnostics_period=v["diagnostics_period"],
         log_period=v["log_period"],
+        notes=notes,
     )
 
 
@@ -285,10 +273,10 @@ __all__ = [
     "MATCH_MODES",
     "PARAMETERS",
     "PARAMETER_NAMES",
+    "PARAMS_FILE_HEADER",
+    "PRECISIONS",
     "RELIABILITIES",
     "NodeConfig",
-    "ParamSpec",
-    "check_parameter",
-    "check_parameters",
+    "frontend_parameter",
     "parse_node_config",
 ]

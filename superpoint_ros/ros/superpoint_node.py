@@ -3,7 +3,8 @@
 Topics (``~`` is the node's name, ``/superpoint_node`` by default):
 
 * subscribes ``image`` (``sensor_msgs/Image``, or ``sensor_msgs/CompressedImage`` with
-  ``use_compressed``), sensor-data QoS (best effort, depth 1) unless overridden;
+  ``use_compressed``), sensor-data QoS (best effort, depth 1) unless the ``qos_*`` parameters
+  or ROS' standard ``qos_overrides./<topic>.subscription.*`` parameters say otherwise;
 * publishes ``~/features`` and ``~/matches`` (``sensor_msgs/PointCloud2``, schemas in
   ``superpoint_ros.ros.conversions`` and ``docs/ros_topics.md``), ``~/debug_image``
   (``sensor_msgs/Image`` bgr8, drawn only while someone subscribes) and ``/diagnostics``
@@ -14,42 +15,45 @@ mailbox; a worker thread takes the newest frame, runs the front-end and publishe
 replaced in the mailbox before the worker took it is counted as dropped.
 
 The node only wires parameters, QoS, topics and threads to the pure core: parameters in
-``node_config``, messages in ``conversions``, track ids in ``tracks``, drawing in ``draw``,
-inference in ``superpoint_ros.frontend``. With an ``.onnx`` (or engine) file and the
-``onnxruntime`` (or ``tensorrt``) backend, PyTorch is never imported (see the
-``torch_imported`` diagnostics value).
+``node_config``, the hand-over to the worker in ``mailbox``, counters and health in
+``node_stats``, messages in ``conversions``, matching and track ids in ``tracks``
+(``FrameTracker``), drawing in ``draw``, inference in ``superpoint_ros.frontend``. With an
+``.onnx`` (or engine) file and the ``onnxruntime`` (or ``tensorrt``) backend, PyTorch is never
+imported (see the ``torch_imported`` diagnostics value).
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import InvalidQosOverridesError, QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
-from ..errors import InputError, SuperPointError
+from ..errors import ConfigError, InputError, SuperPointError
 from ..frontend import DEFAULT_WEIGHTS
 from ..loader import load_frontend
-from ..matching import match_descriptors
 from .conversions import (
     compressed_to_numpy,
     features_to_msg,
     image_to_numpy,
     matches_to_msg,
     numpy_to_image,
+    stamp_ns,
 )
 from .draw import draw_debug_image
+from .mailbox import Mailbox
 from .node_common import (
     ExternalShutdownException,
     declare_parameters,
@@ -57,102 +61,48 @@ from .node_common import (
     shutdown,
 )
 from .node_config import PARAMETERS, NodeConfig, parse_node_config
-from .tracks import TrackIds, one_to_one, track_break_reason
+from .node_stats import Stats, health, log_line
+from .tracks import FrameTracker, TrackStep, frame_key
 
 NODE_NAME = "superpoint_node"
 WARN_THROTTLE_S = 5.0
 OUTPUT_DEPTH = 10  # reliable, keep last 10: a consumer that stalls loses old frames, not new
+PUBLISHER_CHECK_S = 2.0  # how often the node counts the publishers of its input topic
 
 _RELIABILITY = {
     "best_effort": ReliabilityPolicy.BEST_EFFORT,
     "reliable": ReliabilityPolicy.RELIABLE,
     "system_default": ReliabilityPolicy.SYSTEM_DEFAULT,
 }
+_LEVELS = {
+    "ok": DiagnosticStatus.OK,
+    "warn": DiagnosticStatus.WARN,
+    "error": DiagnosticStatus.ERROR,
+}
 
 
-class Mailbox:
-    """One slot: ``put`` replaces what the consumer has not taken yet (newest frame wins)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._item: Any = None
-        self._closed = False
-
-    def put(self, item: Any) -> bool:
-        """Store ``item``; True when it replaced an item nobody took (a dropped frame)."""
-        with self._cond:
-            replaced = self._item is not None
-            self._item = item
-            self._cond.notify()
-        return replaced
-
-    def take(self, timeout: float) -> Any:
-        """The stored item (emptying the slot), or None after ``timeout`` s or when closed."""
-        with self._cond:
-            if self._item is None and not self._closed:
-                self._cond.wait(timeout)
-            item, self._item = self._item, None
-            return item
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+def image_qos(cfg: NodeConfig) -> QoSProfile:
+    """The image subscription's profile from the ``qos_*`` parameters (before any standard
+    ``qos_overrides`` parameter, which rclpy applies on top)."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=cfg.qos_depth,
+        reliability=_RELIABILITY[cfg.qos_reliability],
+    )
 
 
-# Counts since start, reported in /diagnostics and the log line.
-COUNTERS = ("received", "processed", "dropped", "bad_inputs", "errors", "track_resets",
-            "debug_images")  # fmt: skip
-PUBLISHER_CHECK_S = 2.0  # how often the node counts the publishers of its input topic
+def check_image_qos(qos: QoSProfile) -> SetParametersResult:
+    """rclpy's validation callback for the image subscription's ``qos_overrides``: the depth
+    range of the ``qos_depth`` parameter (1 to 1000) for a keep-last history."""
+    if qos.history == HistoryPolicy.KEEP_LAST and not 1 <= qos.depth <= 1000:
+        return SetParametersResult(successful=False, reason=f"depth {qos.depth} is not 1 to 1000")
+    return SetParametersResult(successful=True)
 
 
-class Stats:
-    """Counters and recent timings, shared by the worker and the executor's timers."""
-
-    def __init__(self, keep: int = 20000) -> None:
-        self.lock = threading.Lock()
-        self.start = time.monotonic()
-        self.counts = collections.Counter()
-        self.received = collections.deque(maxlen=keep)  # monotonic arrival times
-        # (monotonic end time, processing s, front-end s, keypoints, matches)
-        self.processed = collections.deque(maxlen=keep)
-
-    def count(self, name: str, n: int = 1) -> None:
-        with self.lock:
-            self.counts[name] += n
-
-    def window(self, seconds: float) -> dict[str, float]:
-        """Rates and timings over the last ``seconds`` (or since start, if shorter)."""
-        now = time.monotonic()
-        span = max(1e-6, min(seconds, now - self.start))
-        with self.lock:
-            received = sum(1 for t in self.received if t > now - span)
-            done = [p for p in self.processed if p[0] > now - span]
-            counts = dict(self.counts)
-        out = {"input_rate_hz": received / span, "output_rate_hz": len(done) / span}
-        if done:
-            proc = np.array([p[1] for p in done]) * 1e3
-            front = np.array([p[2] for p in done]) * 1e3
-            out.update(
-                processing_ms_mean=float(proc.mean()),
-                processing_ms_p95=float(np.percentile(proc, 95)),
-                processing_ms_max=float(proc.max()),
-                frontend_ms_mean=float(front.mean()),
-                keypoints_mean=float(np.mean([p[3] for p in done])),
-                matches_mean=float(np.mean([p[4] for p in done])),
-            )
-        for name in COUNTERS:
-            out[name] = counts.get(name, 0)
-        return out
-
-
-@dataclass
-class _Frame:
-    """What the next frame is matched against."""
-
-    key: tuple  # (frame_id, height, width, stamp ns): see tracks.track_break_reason
-    keypoints: np.ndarray
-    descriptors: np.ndarray
+def describe_qos(qos: QoSProfile) -> str:
+    """``best_effort, depth 1`` (or ``..., keep all``): what the log line says."""
+    history = "keep all" if qos.history == HistoryPolicy.KEEP_ALL else f"depth {qos.depth}"
+    return f"{qos.reliability.name.lower()}, {history}"
 
 
 class SuperPointNode(Node):
@@ -164,11 +114,9 @@ class SuperPointNode(Node):
         self.frontend = None
         self.stats = Stats()
         self.mailbox = Mailbox()
-        self.tracks = TrackIds()
-        self._previous: _Frame | None = None
+        self.tracker: FrameTracker | None = None  # made in start(), from the match settings
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
-        self._last_report = {"dropped": 0, "bad_inputs": 0, "errors": 0, "track_resets": 0}
         self.last_track_reset = ""  # reason of the latest track reset, for /diagnostics
         self._reset_logged: dict[str, float] = {}  # kind of reset -> monotonic time logged
         self.input_publishers = 0  # publishers on the image topic at the last check
@@ -187,6 +135,8 @@ class SuperPointNode(Node):
     def start(self) -> None:
         """Load the front-end (start-up errors raise ``SuperPointError``) and wire everything."""
         cfg = self.config = self.read_config()
+        for note in cfg.notes:
+            self.get_logger().warning(note)
         if cfg.weights is None and not DEFAULT_WEIGHTS.is_file():
             raise SuperPointError(
                 f"no default model at {DEFAULT_WEIGHTS}; set the weights parameter to a .pt, "
@@ -197,7 +147,7 @@ class SuperPointNode(Node):
             cfg.weights,
             cfg.backend,
             cfg.frontend_overrides(),
-            fp16=cfg.fp16,
+            precision=cfg.precision,
             cache_dir=cfg.cache_dir,
             threads=cfg.threads,
         )
@@ -208,7 +158,8 @@ class SuperPointNode(Node):
         where = info.details.get("providers") or info.details.get("device") or ""
         self.get_logger().info(
             f"model {cfg.weights or 'default'} on {self.frontend.backend_name} {where} "
-            f"(descriptor dim {self.frontend.descriptor_dim}, max {cfg.frontend.max_keypoints} "
+            f"({cfg.precision}, descriptor dim {self.frontend.descriptor_dim}, max "
+            f"{cfg.frontend.max_keypoints} "
             f"keypoints, resize {cfg.resize or 'none'}); loaded in {load_s:.1f} s; "
             f"torch {'loaded' if 'torch' in sys.modules else 'not loaded'}"
         )
@@ -217,6 +168,20 @@ class SuperPointNode(Node):
                 "this model has no descriptors (MagicPoint): ~/matches stays empty"
             )
 
+        self.tracker = FrameTracker(cfg.match if cfg.match_mode != "off" else None)
+        self._create_publishers(cfg)
+        if cfg.diagnostics_period > 0:
+            self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
+        if cfg.log_period > 0:
+            self.create_timer(cfg.log_period, self._log_stats)
+        self._subscribe(cfg)
+        self.create_timer(PUBLISHER_CHECK_S, self._check_publishers)
+        self._worker = threading.Thread(target=self._work, name="superpoint_worker", daemon=True)
+        self._worker.start()
+
+    def _create_publishers(self, cfg: NodeConfig) -> None:
+        """Every output topic (a new one: its publisher here, its message in ``conversions``,
+        its publish call in :meth:`_process`, its schema in ``docs/ros_topics.md``)."""
         self.features_pub = self.create_publisher(PointCloud2, "~/features", OUTPUT_DEPTH)
         if cfg.match_mode != "off":
             self.matches_pub = self.create_publisher(PointCloud2, "~/matches", OUTPUT_DEPTH)
@@ -224,23 +189,47 @@ class SuperPointNode(Node):
             self.debug_pub = self.create_publisher(Image, "~/debug_image", OUTPUT_DEPTH)
         if cfg.diagnostics_period > 0:
             self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_DEPTH)
-            self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
-        if cfg.log_period > 0:
-            self.create_timer(cfg.log_period, self._log_stats)
 
-        qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=cfg.qos_depth,
-            reliability=_RELIABILITY[cfg.qos_reliability],
-        )
+    def _subscribe(self, cfg: NodeConfig) -> None:
+        """The image subscription: the ``qos_*`` parameters give its profile, which ROS'
+        standard ``qos_overrides./<topic>.subscription.{history,depth,reliability}`` parameters
+        (rclpy's ``QoSOverridingOptions``) override where given."""
         msg_type = CompressedImage if cfg.use_compressed else Image
-        self.image_sub = self.create_subscription(msg_type, "image", self._on_image, qos)
-        self.create_timer(PUBLISHER_CHECK_S, self._check_publishers)
-        self._worker = threading.Thread(target=self._work, name="superpoint_worker", daemon=True)
-        self._worker.start()
+        try:
+            self.image_sub = self.create_subscription(
+                msg_type,
+                "image",
+                self._on_image,
+                image_qos(cfg),
+                qos_overriding_options=QoSOverridingOptions.with_default_policies(
+                    callback=check_image_qos
+                ),
+            )
+        except (
+            InvalidQosOverridesError,
+            InvalidParameterTypeException,
+            InvalidParameterValueException,
+        ) as exc:
+            raise ConfigError(f"image subscription: {one_line(exc)}") from None
+        except RuntimeError as exc:  # rclpy: "Unexpected QoS override for policy ..."
+            if "QoS override" not in str(exc):
+                raise
+            raise ConfigError(f"image subscription: {one_line(exc)}") from None
+        topic = self.image_sub.topic_name
+        overrides = getattr(self, "_parameter_overrides", {}) or {}
+        stray = sorted(
+            n
+            for n in overrides
+            if n.startswith("qos_overrides.") and not n.startswith(f"qos_overrides.{topic}.")
+        )
+        if stray:  # e.g. written for the topic before a remap: rclpy would ignore them silently
+            self.get_logger().warning(
+                f"ignoring {stray}: the only QoS the node takes overrides for is its image "
+                f"subscription, qos_overrides.{topic}.subscription.*"
+            )
         self.get_logger().info(
-            f"listening on {self.image_sub.topic_name} ({msg_type.__name__}, "
-            f"{cfg.qos_reliability}, depth {cfg.qos_depth})"
+            f"listening on {topic} ({msg_type.__name__}, "
+            f"{describe_qos(self.image_sub.qos_profile)})"
         )
 
     def destroy_node(self) -> None:
@@ -254,9 +243,7 @@ class SuperPointNode(Node):
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
         """Executor thread: only hand the frame over (never blocks on inference)."""
-        with self.stats.lock:
-            self.stats.counts["received"] += 1
-            self.stats.received.append(time.monotonic())
+        self.stats.frame_received()
         if self.mailbox.put(msg):
             self.stats.count("dropped")
 
@@ -294,56 +281,51 @@ class SuperPointNode(Node):
         return image_to_numpy(msg, max_pixels=cfg.max_image_pixels, mono16_shift=cfg.mono16_shift)
 
     def _process(self, msg: Image | CompressedImage) -> None:
+        """Worker thread, one frame: decode, infer, publish features, match against the
+        previous frame (track ids), publish matches and the debug image, count."""
         t0 = time.perf_counter()
         image = self._to_numpy(msg)
         t1 = time.perf_counter()
         result = self.frontend(image)
         t2 = time.perf_counter()
-        keypoints, descriptors = result["keypoints"], result["descriptors"]
         header = msg.header
+        keypoints = result["keypoints"]
         self.features_pub.publish(
-            features_to_msg(header, keypoints, result["scores"], descriptors)
+            features_to_msg(header, keypoints, result["scores"], result["descriptors"])
         )
-
-        # Tracks break where matching the previous frame makes no sense; say why, once per 5 s.
-        stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-        key = (header.frame_id, image.shape[0], image.shape[1], stamp_ns)
-        previous = self._previous
-        reason = track_break_reason(previous.key, key) if previous is not None else None
-        if reason is not None:
-            previous = None
-            self.tracks.reset()
-            self._report_track_reset(*reason)
-        matches = np.zeros((0, 2), np.int64)
-        distances = np.zeros(0, np.float32)
-        if previous is not None and descriptors.shape[1] and self.matches_pub is not None:
-            matches, distances = match_descriptors(
-                previous.descriptors, descriptors, self.config.match
-            )
-            if not self.config.match.mutual:
-                matches, distances = one_to_one(matches, distances)
-        track_ids = self.tracks.update(len(keypoints), matches)
-        kpts0 = previous.keypoints[matches[:, 0]] if previous is not None else np.zeros((0, 2))
-        kpts1 = keypoints[matches[:, 1]]
+        step = self.tracker.step(
+            frame_key(header.frame_id, image.shape, stamp_ns(header)),
+            keypoints,
+            result["descriptors"],
+        )
+        if step.reset is not None:
+            self._report_track_reset(*step.reset)
         if self.matches_pub is not None:
-            similarity = 1.0 - 0.5 * distances.astype(np.float32) ** 2  # cosine similarity
             self.matches_pub.publish(
                 matches_to_msg(
-                    header, kpts0, kpts1, similarity, matches[:, 0], matches[:, 1], track_ids
+                    header,
+                    step.kpts0,
+                    step.kpts1,
+                    step.similarity,
+                    step.matches[:, 0],
+                    step.matches[:, 1],
+                    step.track_ids,
                 )
             )
-        self._previous = _Frame(key, keypoints, descriptors)
+        self._publish_debug_image(header, image, keypoints, step)
+        self.stats.frame_processed(
+            time.perf_counter() - t0, t2 - t1, len(keypoints), len(step.matches)
+        )
 
-        if self.debug_pub is not None and self.debug_pub.get_subscription_count() > 0:
-            drawn = draw_debug_image(image, keypoints, kpts0, kpts1, track_ids)
-            self.debug_pub.publish(numpy_to_image(drawn, "bgr8", header))
-            self.stats.count("debug_images")
-        t3 = time.perf_counter()
-        with self.stats.lock:
-            self.stats.counts["processed"] += 1
-            self.stats.processed.append(
-                (time.monotonic(), t3 - t0, t2 - t1, len(keypoints), len(matches))
-            )
+    def _publish_debug_image(
+        self, header: Any, image: np.ndarray, keypoints: np.ndarray, step: TrackStep
+    ) -> None:
+        """Draw and publish ``~/debug_image``, only while someone subscribes (drawing costs)."""
+        if self.debug_pub is None or self.debug_pub.get_subscription_count() == 0:
+            return
+        drawn = draw_debug_image(image, keypoints, step.kpts0, step.kpts1, step.track_ids)
+        self.debug_pub.publish(numpy_to_image(drawn, "bgr8", header))
+        self.stats.count("debug_images")
 
     # --------------------------------------------------------------------------- reporting
 
@@ -382,28 +364,14 @@ class SuperPointNode(Node):
     def _publish_diagnostics(self) -> None:
         cfg = self.config
         w = self.stats.window(max(cfg.diagnostics_period, 1.0))
-        new_bad = w["bad_inputs"] - self._last_report["bad_inputs"]
-        new_errors = w["errors"] - self._last_report["errors"]
-        new_resets = w["track_resets"] - self._last_report["track_resets"]
-        self._last_report.update(
-            bad_inputs=w["bad_inputs"], errors=w["errors"], track_resets=w["track_resets"]
+        new = self.stats.new_since_last_look(
+            "diagnostics", w, ("bad_inputs", "errors", "track_resets")
         )
+        level, message = health(w, new, self.input_publishers, self.last_track_reset)
         status = DiagnosticStatus()
         status.name = f"{self.get_fully_qualified_name()}: SuperPoint front-end"
         status.hardware_id = self.frontend.backend_name
-        if new_errors:
-            status.level, status.message = DiagnosticStatus.ERROR, f"{new_errors} frames failed"
-        elif new_bad:
-            status.level, status.message = DiagnosticStatus.WARN, f"{new_bad} bad input frames"
-        elif self.input_publishers > 1:
-            status.level = DiagnosticStatus.WARN
-            status.message = f"{self.input_publishers} publishers on the image topic"
-        elif w["received"] == 0:
-            status.level, status.message = DiagnosticStatus.OK, "waiting for images"
-        else:
-            status.level, status.message = DiagnosticStatus.OK, "ok"
-        if new_resets and status.level == DiagnosticStatus.OK:
-            status.message += f"; {new_resets} track resets ({self.last_track_reset})"
+        status.level, status.message = _LEVELS[level], message
         values = {
             "backend": self.frontend.backend_name,
             "weights": cfg.weights or "default",
@@ -424,20 +392,8 @@ class SuperPointNode(Node):
 
     def _log_stats(self) -> None:
         w = self.stats.window(self.config.log_period)
-        dropped = w["dropped"] - self._last_report["dropped"]
-        self._last_report["dropped"] = w["dropped"]
-        timing = (
-            f"processing {w['processing_ms_mean']:.1f} ms mean / {w['processing_ms_p95']:.1f} "
-            f"p95 (front-end {w['frontend_ms_mean']:.1f}), {w['keypoints_mean']:.0f} keypoints, "
-            f"{w['matches_mean']:.0f} matches"
-            if "processing_ms_mean" in w
-            else "nothing processed"
-        )
-        self.get_logger().info(
-            f"in {w['input_rate_hz']:.1f} Hz, out {w['output_rate_hz']:.1f} Hz, {timing}; "
-            f"dropped {dropped} (total {w['dropped']}), bad inputs {w['bad_inputs']}, "
-            f"errors {w['errors']}, track resets {w['track_resets']}"
-        )
+        new = self.stats.new_since_last_look("log", w, ("dropped",))
+        self.get_logger().info(log_line(w, new["dropped"]))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -28,7 +28,6 @@ prediction (no keypoints): what a consumer on the robot would have had.
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,9 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from superpoint_ros.errors import ConfigError
+from superpoint_ros.frontend.metadata import file_sha256
 from superpoint_ros.image_encodings import convert_8bit
-from superpoint_ros.ros.node_config import ParamSpec, check_parameters
 from superpoint_training.data.sequences import homography_from_reference, normalise_homography
 from superpoint_training.evaluation import figures as eval_figures
 from superpoint_training.evaluation import pair_metrics
@@ -47,146 +45,11 @@ from superpoint_training.evaluation.datasets import sequence_kind, stretch
 from superpoint_training.evaluation.methods import (
     Method,
     empty_prediction,
+    frontend_settings,
     keep_best,
     method_name,
 )
 from superpoint_training.evaluation.protocol import PASSES, Protocol
-
-DEFAULT_NODE = "/superpoint_node"
-INT32_MAX = 2**31 - 1
-
-# The bench node's parameters (declared with these descriptions and ranges; config/bench.yaml
-# and docs/bench_node.md list the same, test_bench_node checks it).
-PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("bag", "", "HPatches bag to replay (written by `superpoint bag hpatches`)."),
-    ParamSpec(
-        "output_dir",
-        "",
-        "Report folder: metrics.json, report.md and plots, in the format of `superpoint "
-        "evaluate`.",
-    ),
-    ParamSpec(
-        "rate",
-        0.0,
-        "Frames per second to publish; 0 = as fast as the node answers (the next frame goes out "
-        "when the previous one's features came back or timed out).",
-        0.0,
-        1000.0,
-    ),
-    ParamSpec(
-        "timeout",
-        10.0,
-        "Seconds to wait for a frame's features; later is a dropped frame.",
-        0.01,
-        3600.0,
-    ),
-    ParamSpec(
-        "startup_timeout",
-        120.0,
-        "Seconds to wait for the SuperPoint node to subscribe to the images and offer "
-        "~/features (model loading, TensorRT engine builds).",
-        1.0,
-        36000.0,
-    ),
-    ParamSpec(
-        "warmup",
-        2,
-        "Frames per protocol size sent before measuring (first image of the bag); not scored.",
-        0,
-        1000,
-    ),
-    ParamSpec(
-        "protocol",
-        "",
-        "Protocol overrides, space-separated key=value as `superpoint evaluate --set`, e.g. "
-        "'hom_size=240x320 eps=1,3,5'; empty = the pinned protocol.",
-    ),
-    ParamSpec(
-        "node_name",
-        DEFAULT_NODE,
-        "The SuperPoint node whose parameters (weights, backend, detection settings) are "
-        "recorded in the report; empty = do not ask.",
-    ),
-    ParamSpec(
-        "method_name",
-        "",
-        "Name of the method in the report; empty = '<weights file stem>@superpoint_node'.",
-    ),
-    ParamSpec("image_topic", "/hpatches/image", "Image topic inside the bag."),
-    ParamSpec("homography_topic", "/hpatches/homography", "Ground-truth topic inside the bag."),
-    ParamSpec(
-        "max_sequences", 0, "Replay only the first N sequences of the bag; 0 = all.", 0, INT32_MAX
-    ),
-    ParamSpec("plots", True, "Write the PNG plots and one match image per sequence."),
-    ParamSpec(
-        "match_pair",
-        0,
-        "Target image drawn against the reference in the match images; 0 = middle target.",
-        0,
-        99,
-    ),
-)
-PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    """The bench node's parameters, checked (meanings in :data:`PARAMETERS`)."""
-
-    bag: Path
-    output_dir: Path
-    rate: float  # 0 = lockstep
-    timeout: float
-    startup_timeout: float
-    warmup: int
-    protocol: Protocol
-    node_name: str  # "" = do not query
-    method_name: str  # "" = derived from the node's weights
-    image_topic: str
-    homography_topic: str
-    max_sequences: int  # 0 = all
-    plots: bool
-    match_pair: int | None  # None = the protocol's middle target
-
-    @property
-    def mode(self) -> str:
-        return "lockstep" if self.rate == 0 else "rate"
-
-
-def parse_bench_config(values: Mapping[str, Any]) -> BenchConfig:
-    """Check ``values`` (missing names take their defaults); one-line ``ConfigError`` if bad."""
-    # Names, types and ranges checked as the node checks its own (one rule, one message).
-    v = check_parameters(PARAMETERS, values)
-    for name in ("bag", "output_dir"):
-        if not v[name]:
-            raise ConfigError(f"parameter {name} is required (e.g. -p {name}:=/path)")
-    try:
-        protocol = Protocol().with_overrides(shlex.split(v["protocol"]))
-    except ValueError as exc:  # shlex: unbalanced quotes
-        raise ConfigError(f"parameter protocol: {exc}") from None
-    match_pair = v["match_pair"] or None
-    if match_pair is not None and match_pair not in protocol.targets:
-        raise ConfigError(
-            f"parameter match_pair={match_pair} is not one of the protocol's targets "
-            f"{list(protocol.targets)}"
-        )
-    return BenchConfig(
-        bag=Path(v["bag"]).expanduser(),
-        output_dir=Path(v["output_dir"]).expanduser(),
-        rate=v["rate"],
-        timeout=v["timeout"],
-        startup_timeout=v["startup_timeout"],
-        warmup=v["warmup"],
-        protocol=protocol,
-        node_name=v["node_name"],
-        method_name=v["method_name"],
-        image_topic=v["image_topic"],
-        homography_topic=v["homography_topic"],
-        max_sequences=v["max_sequences"],
-        plots=v["plots"],
-        match_pair=match_pair,
-    )
-
 
 # --------------------------------------------------------------------------------------------
 # Frames
@@ -310,8 +173,6 @@ class NodeMethod(Method):
         self.deviations = protocol_deviations(self.node, protocol) if self.node else {}
         weights = self.node.get("weights")
         if weights and Path(weights).is_file():
-            from superpoint_ros.frontend.metadata import file_sha256
-
             self.sha256 = file_sha256(weights)
 
     def identity(self) -> dict[str, Any]:
@@ -341,14 +202,17 @@ class NodeMethod(Method):
 
 
 def protocol_deviations(node: Mapping[str, Any], protocol: Protocol) -> dict[str, Any]:
-    """Node settings that make its answers differ from the protocol's offline extraction."""
+    """Node settings that make its answers differ from the protocol's offline extraction
+    (:func:`~superpoint_training.evaluation.methods.frontend_settings`); a larger point budget
+    is not one (the answers are cut to the pass's budget)."""
     out: dict[str, Any] = {}
-    budget = max(protocol.rep_max_keypoints, protocol.hom_max_keypoints)
+    wanted = frontend_settings(protocol)
+    budget = wanted["max_keypoints"]
     if "max_keypoints" in node and node["max_keypoints"] < budget:
         out["max_keypoints"] = {"protocol": budget, "node": node["max_keypoints"]}
     for key in ("nms_radius", "detection_threshold", "border"):
-        if key in node and node[key] != getattr(protocol, key):
-            out[key] = {"protocol": getattr(protocol, key), "node": node[key]}
+        if key in node and node[key] != wanted[key]:
+            out[key] = {"protocol": wanted[key], "node": node[key]}
     if node.get("resize"):
         out["resize"] = {"protocol": "", "node": node["resize"]}
     if node.get("subpixel"):

@@ -9,6 +9,9 @@ Topics (remap them; ``launch/bench.launch.py`` does):
 * subscribes ``features`` (``sensor_msgs/PointCloud2``, the node's ``~/features``; reliable,
   depth 100) and matches each answer to its image by header stamp and frame id.
 
+Both take ROS' standard QoS overrides (``qos_overrides./<topic>.publisher.*`` and
+``.subscription.*``: history, depth, reliability), like ``superpoint_node``'s image input.
+
 In lockstep mode (``rate`` 0) the next frame goes out when the previous one was answered or
 timed out; with ``rate`` > 0 frames go out on a fixed clock, as a camera would send them, and
 the node's newest-frame-only policy drops what it cannot keep up with. When the bag is done the
@@ -31,12 +34,18 @@ import rclpy
 from rcl_interfaces.msg import ParameterType
 from rcl_interfaces.srv import GetParameters
 from rclpy.node import Node
+from rclpy.parameter import parameter_value_to_python
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import Image, PointCloud2
-from std_msgs.msg import Header
 
 from superpoint_ros.errors import InputError, SuperPointError
-from superpoint_ros.ros.conversions import features_from_msg, numpy_to_image
+from superpoint_ros.ros.conversions import (
+    features_from_msg,
+    header_at,
+    numpy_to_image,
+    stamp_ns,
+)
 from superpoint_ros.ros.node_common import (
     ExternalShutdownException,
     declare_parameters,
@@ -44,23 +53,15 @@ from superpoint_ros.ros.node_common import (
     shutdown,
 )
 from superpoint_ros.ros.node_config import PARAMETER_NAMES as NODE_PARAMETER_NAMES
+from superpoint_training.bags.reader import bag_topics, read_hpatches_bag
 from superpoint_training.evaluation import pair_metrics, results
 from superpoint_training.evaluation import report as eval_report
 from superpoint_training.ros import bench as B
+from superpoint_training.ros.bench_config import PARAMETERS, BenchConfig, parse_bench_config
 
 NODE_NAME = "bench_node"
 SPIN_STEP_S = 0.05  # longest blocking spin while waiting (timeouts are checked in between)
 PARAM_QUERY_S = 5.0  # how long to wait for the SuperPoint node's get_parameters service
-
-
-def _python_value(value: Any) -> Any:
-    """An ``rcl_interfaces/ParameterValue`` of a scalar type as a Python value (None if unset)."""
-    return {
-        ParameterType.PARAMETER_BOOL: lambda: value.bool_value,
-        ParameterType.PARAMETER_INTEGER: lambda: value.integer_value,
-        ParameterType.PARAMETER_DOUBLE: lambda: value.double_value,
-        ParameterType.PARAMETER_STRING: lambda: value.string_value,
-    }.get(value.type, lambda: None)()
 
 
 class BenchNode(Node):
@@ -75,6 +76,7 @@ class BenchNode(Node):
             QoSProfile(
                 history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
             ),
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
         self.sub = self.create_subscription(
             PointCloud2,
@@ -83,6 +85,7 @@ class BenchNode(Node):
             QoSProfile(
                 history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE
             ),
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
         # key (stamp ns, frame id) -> (frame, publish time, its SequenceRun or None for warm-up)
         self.inflight: dict[tuple[int, str], tuple[B.Frame, float, B.SequenceRun | None]] = {}
@@ -103,9 +106,9 @@ class BenchNode(Node):
 
     # ---------------------------------------------------------------------------------- setup
 
-    def _read_config(self) -> B.BenchConfig:
+    def _read_config(self) -> BenchConfig:
         """Declare the table's parameters and parse them (``ConfigError`` if bad)."""
-        return B.parse_bench_config(declare_parameters(self, B.PARAMETERS))
+        return parse_bench_config(declare_parameters(self, PARAMETERS))
 
     def wait_for_node(self) -> None:
         """Block until the SuperPoint node subscribes to ``image`` and offers ``features``."""
@@ -138,9 +141,9 @@ class BenchNode(Node):
                 return {}
             values = future.result().values
             return {
-                n: _python_value(v)
+                n: parameter_value_to_python(v)
                 for n, v in zip(NODE_PARAMETER_NAMES, values)
-                if _python_value(v) is not None
+                if v.type != ParameterType.PARAMETER_NOT_SET
             }
         finally:
             self.destroy_client(client)
@@ -154,8 +157,7 @@ class BenchNode(Node):
 
     def publish(self, frame: B.Frame, run: B.SequenceRun | None) -> tuple[int, str]:
         stamp = self._stamp_ns()
-        header = Header(frame_id=frame.frame_id)
-        header.stamp.sec, header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        header = header_at(stamp, frame.frame_id)
         encoding = "mono8" if frame.image.ndim == 2 else "bgr8"
         msg = numpy_to_image(frame.image, encoding, header)
         key = (stamp, frame.frame_id)
@@ -168,8 +170,7 @@ class BenchNode(Node):
 
     def _on_features(self, msg: PointCloud2) -> None:
         now = time.perf_counter()
-        h = msg.header
-        key = (h.stamp.sec * 1_000_000_000 + h.stamp.nanosec, h.frame_id)
+        key = (stamp_ns(msg.header), msg.header.frame_id)
         entry = self.inflight.pop(key, None)
         if entry is None:
             if key in self.expired:
@@ -261,8 +262,6 @@ class BenchNode(Node):
 
     def run(self) -> int:
         """Replay the bag, score, write the report; 0 when at least one frame was answered."""
-        from superpoint_training.bags.reader import bag_topics, read_hpatches_bag
-
         cfg, p = self.config, self.config.protocol
         log = self.get_logger()
         topics = bag_topics(cfg.bag, warn=log.warning)  # fails early on a missing/bad bag
