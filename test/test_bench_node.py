@@ -441,7 +441,7 @@ def superpoint_node(model, tmp_path_factory):
             proc.wait()
 
 
-def _bench(*params: str, remap_image: str = "/bench/image", timeout: float = 60.0):
+def _bench(*params: str, remap_image: str = "/bench/image", timeout: float = 300.0):
     cmd = [sys.executable, "-m", "superpoint_training.ros.bench_node", "--ros-args",
            "-r", f"image:={remap_image}", "-r", "features:=/superpoint_node/features"]  # fmt: skip
     for p in params:

@@ -734,6 +734,10 @@ def test_compressed_input_and_clean_shutdown(random_onnx, client, tmp_path):
             use_compressed=True,
             diagnostics_period=0.25,
             log_period=1.0,
+            # reliable: every bad frame must arrive to be counted (a best-effort depth-1
+            # reader lost one of four sent 0.3 s apart on the loaded 2-core machine)
+            qos_reliability="reliable",
+            qos_depth=10,
         ),
     )
     try:
@@ -746,9 +750,10 @@ def test_compressed_input_and_clean_shutdown(random_onnx, client, tmp_path):
         _check_header(features, good)
         assert features.width > 0
         bad = _bad_compressed(client)
-        for msg in bad.values():
+        for n, msg in enumerate(bad.values(), 1):  # one at a time: none replaced unseen
             client.compressed_pub.publish(msg)
-            client.spin_for(0.3)
+            counted = f"bad inputs {n}, errors 0"
+            assert client.spin_until(lambda c=counted: c in node.log(), TIMEOUT), node.log()
         again = CompressedImage(format="png", header=client.header(), data=good.data)
         client.request(again, compressed=True)
         assert node.alive()
