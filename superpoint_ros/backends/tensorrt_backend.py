@@ -1,12 +1,23 @@
-"""TensorRT backend: builds an engine from the exported front-end ONNX with the Python builder
-API, caches it, and runs it with the named-tensor API (TensorRT >= 8.5).
+"""TensorRT backend: runs a front-end engine with the named-tensor API (TensorRT >= 8.5).
 
-The engine cache key is the TensorRT version, the GPU name, the ONNX file's SHA-256, the
-precision and the optimisation profile: change any of them and the engine is rebuilt. Device
-buffers are torch CUDA tensors (JetPack ships a CUDA PyTorch; this keeps one CUDA runtime in
-the process).
+Sources: an ``.engine`` built by ``superpoint build-engine`` (its record ``.engine.json``
+beside it), or an ``.onnx`` from which an engine is built at run time by the same builder
+(``tensorrt_build``) and cached under ``~/.cache/superpoint_ros`` keyed by TensorRT version,
+GPU name, the ONNX's SHA-256, precision and profile. An engine whose record does not match the
+running TensorRT, this GPU or the ONNX file now at the recorded path is refused in one line
+that gives the rebuild command, or rebuilt with ``rebuild_engine``.
 
-This module is exercised only where an NVIDIA GPU and TensorRT exist (tests skip elsewhere).
+Precision (``BackendOptions.precision``): fp32, fp16 (``BuilderFlag.FP16`` where the release
+has it, an FP16 network graph on 11.x: ``tensorrt_precision``), int8 from a Q/DQ model only
+(``superpoint quantize --target tensorrt``; a Q/DQ model is built int8 whatever the default).
+Device buffers are torch CUDA tensors (JetPack ships a CUDA PyTorch; one CUDA runtime in the
+process). Runtime calls: ``Runtime(logger)``, ``Runtime.DLA_core``,
+``deserialize_cuda_engine``, ``create_execution_context``, ``num_io_tensors``,
+``get_tensor_name``/``get_tensor_mode``/``get_tensor_dtype``, ``set_input_shape``,
+``get_tensor_shape``, ``set_tensor_address``, ``execute_async_v3`` (8.5 to 11.x).
+
+Not yet run on hardware: exercised only where an NVIDIA GPU and TensorRT exist (tests skip
+elsewhere, with the reason).
 """
 
 from __future__ import annotations
@@ -15,34 +26,40 @@ import hashlib
 import importlib.util
 import json
 import logging
-import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import BackendUnavailable
 from ..frontend.config import FrontendConfig
-from ..frontend.metadata import file_sha256, read_metadata
-from .base import Backend, BackendInfo, BackendOptions, default_cache_dir, source_kind
+from ..frontend.metadata import file_sha256
+from .base import Backend, BackendInfo, BackendOptions, source_kind
 from .onnxruntime_backend import _tuple_resize
 from .registry import register_backend
+from .tensorrt_build import build_engine, check_build
+from .tensorrt_record import (
+    DEFAULT_PROFILE,
+    EngineRecord,
+    mismatch_error,
+    read_record,
+    record_mismatches,
+    record_path,
+)
 
 log = logging.getLogger(__name__)
 
-# (min, opt, max) input sizes (height, width) of the optimisation profile.
-DEFAULT_PROFILE = ((64, 64), (480, 640), (1088, 1920))
-
 
 def engine_cache_key(
-    trt_version: str, gpu_name: str, onnx_sha256: str, fp16: bool, profile
+    trt_version: str, gpu_name: str, onnx_sha256: str, precision: str, profile
 ) -> str:
-    """The engine cache's key: any change of these inputs means a rebuild."""
+    """The runtime engine cache's key: any change of these inputs means another engine."""
     blob = json.dumps(
         {
             "trt": trt_version,
             "gpu": gpu_name,
             "onnx": onnx_sha256,
-            "fp16": bool(fp16),
+            "precision": precision,
             "profile": [list(s) for s in profile],
         },
         sort_keys=True,
@@ -55,12 +72,6 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
     sources = ("onnx", "engine")
     auto_rank = 10
-
-    @classmethod
-    def open(cls, source: Path, options: BackendOptions) -> TensorRTBackend:
-        if source_kind(source) == "engine":
-            return cls(None, engine_path=source)
-        return cls(source, fp16=options.precision == "fp16", cache_dir=options.cache_dir)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -77,28 +88,68 @@ class TensorRTBackend(Backend):
             return "TensorRT needs an NVIDIA GPU, and CUDA reports none"
         return None
 
-    def __init__(
-        self,
-        onnx_path: str | os.PathLike,
-        fp16: bool = False,
-        cache_dir: str | os.PathLike | None = None,
-        profile=DEFAULT_PROFILE,
-        engine_path: str | os.PathLike | None = None,
-    ):
-        reason = self.unavailable_reason()
+    @classmethod
+    def open(cls, source: Path, options: BackendOptions) -> TensorRTBackend:
+        reason = cls.unavailable_reason()
         if reason:
             raise BackendUnavailable(reason)
         import tensorrt as trt
         import torch
 
+        gpu = torch.cuda.get_device_name()
+        if source_kind(source) == "engine":
+            engine_path, record = cls._checked_engine(Path(source), options, trt, gpu)
+        else:
+            engine_path, record = cls._cached_engine(Path(source), options, trt, gpu)
+        return cls(engine_path, record, trt, torch)
+
+    @staticmethod
+    def _checked_engine(engine_path: Path, options: BackendOptions, trt, gpu: str):
+        """The engine as given if its record matches here; else refused, or rebuilt."""
+        record = read_record(engine_path)
+        onnx_path = Path(record.onnx_path)
+        problems = record_mismatches(
+            record,
+            tensorrt_version=str(trt.__version__),
+            gpu_name=gpu,
+            onnx_sha256=file_sha256(onnx_path) if onnx_path.is_file() else None,
+            precision=options.precision,
+        )
+        if not problems:
+            return engine_path, record
+        if not options.rebuild_engine:
+            raise mismatch_error(engine_path, record, problems)
+        if not onnx_path.is_file():
+            raise BackendUnavailable(
+                f"cannot rebuild {engine_path.name}: the ONNX it was built from, {onnx_path}, "
+                "is gone; build-engine it again from the .onnx"
+            )
+        precision = record.precision if options.precision == "fp32" else options.precision
+        request = check_build(
+            onnx_path, precision, record.profile, record.workspace_mb, record.dla_core
+        )
+        log.warning("rebuilding %s: %s", engine_path.name, "; ".join(problems))
+        return engine_path, build_engine(request, engine_path, trt, gpu)
+
+    @staticmethod
+    def _cached_engine(onnx_path: Path, options: BackendOptions, trt, gpu: str):
+        """An engine for ``onnx_path`` built here once, then reused from the cache."""
+        request = check_build(onnx_path, options.precision, DEFAULT_PROFILE)
+        key = engine_cache_key(
+            str(trt.__version__), gpu, file_sha256(onnx_path), request.precision, DEFAULT_PROFILE
+        )
+        engine_path = options.cache / f"superpoint_{key}.engine"
+        if engine_path.is_file() and record_path(engine_path).is_file():
+            log.info("using cached TensorRT engine %s", engine_path)
+            return engine_path, read_record(engine_path)
+        return engine_path, build_engine(request, engine_path, trt, gpu)
+
+    def __init__(self, engine_path: Path, record: EngineRecord, trt: Any, torch: Any):
         self.trt, self.torch = trt, torch
         self.logger = trt.Logger(trt.Logger.WARNING)
-        if engine_path is not None:  # a serialized engine with its JSON sidecar
-            engine_path = Path(engine_path)
-            sidecar = _read_sidecar(engine_path)
-        else:
-            engine_path, sidecar = self._cached_engine(Path(onnx_path), fp16, cache_dir, profile)
         runtime = trt.Runtime(self.logger)
+        if record.dla_core is not None:
+            runtime.DLA_core = record.dla_core
         self.engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
         if self.engine is None:
             raise BackendUnavailable(f"TensorRT could not deserialize {engine_path}")
@@ -109,75 +160,17 @@ class TensorRTBackend(Backend):
         ]
         self.stream = torch.cuda.Stream()
         self.info = BackendInfo(
-            FrontendConfig.from_dict(_tuple_resize(sidecar["frontend_config"])),
-            int(sidecar.get("descriptor_dim", 0)),
-            sidecar.get("conventions", {}),
+            FrontendConfig.from_dict(_tuple_resize(record.frontend_config)),
+            record.descriptor_dim,
+            record.conventions,
             {
                 "engine": str(engine_path),
-                "fp16": sidecar.get("fp16", fp16),
-                "gpu": torch.cuda.get_device_name(),
+                "precision": record.precision,
+                "mechanism": record.mechanism,
+                "tensorrt": record.tensorrt_version,
+                "gpu": record.gpu_name,
             },
         )
-
-    def _cached_engine(self, onnx_path: Path, fp16: bool, cache_dir, profile):
-        trt, torch = self.trt, self.torch
-        gpu = torch.cuda.get_device_name()
-        key = engine_cache_key(trt.__version__, gpu, file_sha256(onnx_path), fp16, profile)
-        cache = Path(cache_dir) if cache_dir else default_cache_dir()
-        engine_path = cache / f"superpoint_{key}.engine"
-        if engine_path.is_file() and engine_path.with_suffix(".json").is_file():
-            log.info("using cached TensorRT engine %s", engine_path)
-            return engine_path, _read_sidecar(engine_path)
-        import onnx
-
-        meta = read_metadata({p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props})
-        if meta.get("kind") != "frontend":
-            raise BackendUnavailable(f"{onnx_path} is not a superpoint_ros front-end export")
-        log.warning(
-            "building a TensorRT engine for %s on %s (fp16=%s); this takes minutes "
-            "once, then it is cached in %s",
-            onnx_path.name,
-            gpu,
-            fp16,
-            cache,
-        )
-        builder = trt.Builder(self.logger)
-        flags = 0
-        if int(trt.__version__.split(".")[0]) < 10:
-            flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-        network = builder.create_network(flags)
-        parser = trt.OnnxParser(network, self.logger)
-        if not parser.parse(onnx_path.read_bytes()):
-            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise BackendUnavailable(f"TensorRT cannot parse {onnx_path}: {errors}")
-        config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 1 << 30)
-        if fp16:
-            if not builder.platform_has_fast_fp16:
-                log.warning("this GPU has no fast FP16; building FP16 anyway")
-            config.set_flag(trt.BuilderFlag.FP16)
-        opt = builder.create_optimization_profile()
-        opt.set_shape("image", *[(1, 1, h, w) for h, w in profile])
-        config.add_optimization_profile(opt)
-        serialized = builder.build_serialized_network(network, config)
-        if serialized is None:
-            raise BackendUnavailable(f"TensorRT failed to build an engine from {onnx_path}")
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = engine_path.with_name(engine_path.name + f".tmp{os.getpid()}")
-        tmp.write_bytes(bytes(serialized))
-        os.replace(tmp, engine_path)
-        sidecar = {
-            "frontend_config": meta["frontend_config"],
-            "conventions": meta.get("conventions", {}),
-            "descriptor_dim": meta.get("descriptor_dim", "0"),
-            "fp16": bool(fp16),
-            "trt": trt.__version__,
-            "gpu": gpu,
-            "onnx": str(onnx_path),
-            "profile": [list(s) for s in profile],
-        }
-        engine_path.with_suffix(".json").write_text(json.dumps(sidecar, indent=1))
-        return engine_path, sidecar
 
     def infer(self, image: np.ndarray) -> dict[str, np.ndarray]:
         torch, trt = self.torch, self.trt
@@ -202,13 +195,3 @@ def _torch_dtype(trt, torch, dtype):
     if hasattr(trt, "int64"):
         table[trt.int64] = torch.int64
     return table[dtype]
-
-
-def _read_sidecar(engine_path: Path) -> dict:
-    sidecar = engine_path.with_suffix(".json")
-    if not sidecar.is_file():
-        raise BackendUnavailable(
-            f"{engine_path} has no {sidecar.name} beside it; build engines with this package "
-            "(superpoint export-onnx, then --backend tensorrt) so their settings are known"
-        )
-    return json.loads(sidecar.read_text())
