@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BackendUnavailable, ConfigError
+from ..devices import resolve_device
+from ..errors import ConfigError
 from ..frontend.config import FrontendConfig
 from ..frontend.conventions import resolve_conventions
 from .base import Backend, BackendInfo, BackendOptions
@@ -50,15 +51,11 @@ class TorchBackend(Backend):
         from ..frontend.postprocess import SuperPointFrontendModule  # torch, like above
         from ..model.weights import build_model
 
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise BackendUnavailable(f"device {device!r} asked for, but CUDA is not available")
+        self.device = resolve_device(device)  # ConfigError in one line for a device not here
         self.torch = torch
-        self.device = torch.device(device)
         if precision == "fp16" and self.device.type != "cuda":
             raise ConfigError(
-                f"fp16 runs on a CUDA device; the torch backend is on {device} (use fp32)"
+                f"fp16 runs on a CUDA device; the torch backend is on {self.device} (use fp32)"
             )
         self.fp16 = precision == "fp16"
         net = build_model(weights)
