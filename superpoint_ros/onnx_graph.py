@@ -6,7 +6,7 @@ so it holds for every backbone and exporter. Everything else is post-processing 
 depth-to-space, NMS, border, top-k, descriptor sampling and normalisation): the NMS max-pools
 and descriptor gathers consume the network's outputs and feed no convolution. Used by the INT8
 quantiser (only the network gets Q/DQ) and by TensorRT's FP16 graph (only the network goes
-FP16). Pure functions on an ``onnx.ModelProto``; needs ``onnx`` objects only, imports nothing.
+FP16). Pure functions on an ``onnx.ModelProto`` (``onnx`` imported where a value is read).
 """
 
 from __future__ import annotations
@@ -25,6 +25,19 @@ def constant_names(graph: Any) -> set[str]:
     """Initializers and ``Constant`` node outputs: tensors whose values are in the file."""
     names = {init.name for init in graph.initializer}
     return names | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+
+
+def constant_values(graph: Any) -> dict[str, Any]:
+    """Name -> numpy value of every initializer and ``Constant`` node output."""
+    from onnx import numpy_helper
+
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    values[node.output[0]] = numpy_helper.to_array(attr.t)
+    return values
 
 
 def network_nodes(model: Any) -> list[Any]:

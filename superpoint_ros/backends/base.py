@@ -53,6 +53,16 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+def check_file_precision(runtime: str, precision: str) -> None:
+    """For backends that run an ``.onnx`` at the precision it was exported or quantised in
+    (an FP32 export, an INT8 model from ``superpoint quantize``): fp16 is refused in one line."""
+    if precision == "fp16":
+        raise ConfigError(
+            f"{runtime} runs an .onnx at the precision it was exported in; fp16 needs "
+            "--backend tensorrt (or torch on CUDA), int8 a model from superpoint quantize"
+        )
+
+
 @dataclass(frozen=True)
 class BackendOptions:
     """Everything a backend may be opened with; each backend reads the fields it uses."""

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BackendUnavailable, ConfigError
+from ..errors import BackendUnavailable
 from ..frontend.config import FrontendConfig
 from ..frontend.metadata import read_metadata
-from .base import Backend, BackendInfo, BackendOptions
+from .base import Backend, BackendInfo, BackendOptions, check_file_precision
 from .registry import register_backend
 
 
@@ -99,11 +99,7 @@ class OnnxRuntimeBackend(Backend):
 
     @classmethod
     def open(cls, source: Path, options: BackendOptions) -> OnnxRuntimeBackend:
-        if options.precision == "fp16":
-            raise ConfigError(
-                "ONNX Runtime runs an .onnx at the precision it was exported in; fp16 needs "
-                "--backend tensorrt (or torch on CUDA), int8 a model from superpoint quantize"
-            )
+        check_file_precision("ONNX Runtime", options.precision)
         return cls(source, threads=options.threads)
 
     def __init__(

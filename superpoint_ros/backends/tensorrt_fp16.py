@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..onnx_graph import network_nodes
+from ..onnx_graph import constant_values, network_nodes
 
 FLOAT, FLOAT16 = 1, 10
 
@@ -37,18 +37,6 @@ def _float_tensors(model: Any) -> set[str]:
     return out
 
 
-def _constant_values(graph: Any) -> dict[str, np.ndarray]:
-    from onnx import numpy_helper
-
-    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value":
-                    values[node.output[0]] = numpy_helper.to_array(attr.t)
-    return values
-
-
 def fp16_network_graph(model: Any) -> Any:
     """A copy of ``model`` (an exported front-end) whose network runs in FP16; the input, the
     outputs and the post-processing stay FP32."""
@@ -62,7 +50,7 @@ def fp16_network_graph(model: Any) -> Any:
     net = network_nodes(out)
     net_ids = {id(n) for n in net}
     net_outputs = {o for n in net for o in n.output}
-    constants = _constant_values(graph)
+    constants = constant_values(graph)
     graph_outputs = {o.name for o in graph.output}
 
     half_names: dict[str, str] = {}  # FP32 constant or boundary tensor -> its FP16 name

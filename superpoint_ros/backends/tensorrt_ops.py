@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..onnx_graph import constant_values
+
 MAX_OPSET = 17  # TensorRT 8.5's parser: operators up to opset 17
 TOPK_MAX_K = 3840  # ITopKLayer: "currently only values up to 3840 are supported"
 
@@ -57,19 +59,6 @@ RESIZE_COORDINATES = {
 }  # fmt: skip
 
 
-def _constants(graph) -> dict[str, Any]:
-    """Name -> numpy value of every initializer and Constant node output."""
-    from onnx import numpy_helper
-
-    out = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value":
-                    out[node.output[0]] = numpy_helper.to_array(attr.t)
-    return out
-
-
 def _attrs(node) -> dict[str, Any]:
     from onnx import helper
 
@@ -84,7 +73,7 @@ def tensorrt_problems(model) -> list[str]:
         if opset.domain in ("", "ai.onnx") and opset.version > MAX_OPSET:
             problems.append(f"opset {opset.version} > {MAX_OPSET} (TensorRT 8.5's parser)")
     graph = model.graph
-    constants = _constants(graph)
+    constants = constant_values(graph)
     for node in graph.node:
         where = f"{node.op_type} {node.name or node.output[0]}"
         if node.domain not in ("", "ai.onnx"):
