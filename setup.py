@@ -48,7 +48,7 @@ setup(
         "onnx": ONNX,
         "ros": ROS_WHEELS,
         "train": TRAIN,
-        "tensorrt": ["tensorrt>=8.5"] + TORCH,
+        "tensorrt": ["tensorrt>=8.5", "onnx>=1.15"] + TORCH,  # onnx: build-engine reads the model
         "dev": TRAIN + ROS_WHEELS + ["pytest>=7", "pytest-timeout>=2", "ruff>=0.4"],
     },
     zip_safe=False,

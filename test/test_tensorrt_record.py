@@ -12,6 +12,7 @@ from superpoint_ros.backends import get_backend_class
 from superpoint_ros.backends.tensorrt_backend import engine_cache_key
 from superpoint_ros.backends.tensorrt_record import (
     EngineRecord,
+    engine_action,
     mismatch_error,
     read_record,
     rebuild_command,
@@ -131,3 +132,24 @@ def test_engine_without_tensorrt_is_refused_in_one_line(tmp_path):
     with pytest.raises(BackendUnavailable, match="no backend can run a TensorRT engine .*"
                        r"here \(tensorrt: TensorRT is not installed"):  # fmt: skip
         load_frontend(engine, "auto")
+
+
+def test_engine_action_runs_refuses_or_rebuilds():
+    """The rules the CLI, load_frontend and the node share before running an engine."""
+    here = dict(HERE, onnx_sha256="ab" * 32)
+    assert engine_action("sp.engine", RECORD, **here) == []  # matches: run it
+    assert engine_action("sp.engine", RECORD, **here, rebuild=True) == []  # nothing to rebuild
+    moved = dict(here, gpu_name="NVIDIA A100")
+    with pytest.raises(BackendUnavailable, match="rebuild it here: superpoint build-engine"):
+        engine_action("sp.engine", RECORD, **moved)  # refused by default
+    assert engine_action("sp.engine", RECORD, **moved, rebuild=True) == [
+        "built for GPU 'Orin', this one is 'NVIDIA A100'"
+    ]  # rebuilt when asked
+    gone = dict(moved, onnx_sha256=None)  # the ONNX it came from is not there any more
+    with pytest.raises(
+        BackendUnavailable, match="cannot rebuild sp.engine .*/models/sp.onnx, is gone"
+    ):
+        engine_action("sp.engine", RECORD, **gone, rebuild=True)
+    assert (
+        engine_action("sp.engine", RECORD, **dict(HERE, onnx_sha256=None)) == []
+    )  # not checkable

@@ -41,9 +41,8 @@ from .tensorrt_build import build_engine, check_build
 from .tensorrt_record import (
     DEFAULT_PROFILE,
     EngineRecord,
-    mismatch_error,
+    engine_action,
     read_record,
-    record_mismatches,
     record_path,
 )
 
@@ -108,22 +107,17 @@ class TensorRTBackend(Backend):
         """The engine as given if its record matches here; else refused, or rebuilt."""
         record = read_record(engine_path)
         onnx_path = Path(record.onnx_path)
-        problems = record_mismatches(
+        problems = engine_action(
+            engine_path,
             record,
             tensorrt_version=str(trt.__version__),
             gpu_name=gpu,
             onnx_sha256=file_sha256(onnx_path) if onnx_path.is_file() else None,
             precision=options.precision,
+            rebuild=options.rebuild_engine,
         )
         if not problems:
             return engine_path, record
-        if not options.rebuild_engine:
-            raise mismatch_error(engine_path, record, problems)
-        if not onnx_path.is_file():
-            raise BackendUnavailable(
-                f"cannot rebuild {engine_path.name}: the ONNX it was built from, {onnx_path}, "
-                "is gone; build-engine it again from the .onnx"
-            )
         precision = record.precision if options.precision == "fp32" else options.precision
         request = check_build(
             onnx_path, precision, record.profile, record.workspace_mb, record.dla_core

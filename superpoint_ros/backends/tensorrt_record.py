@@ -133,3 +133,36 @@ def mismatch_error(
         + f"); rebuild it here: {rebuild_command(record, engine_path)} "
         "(or load it with --rebuild-engine, rebuild_engine=True in Python)"
     )
+
+
+def engine_action(
+    engine_path: str | os.PathLike,
+    record: EngineRecord,
+    *,
+    tensorrt_version: str,
+    gpu_name: str,
+    onnx_sha256: str | None,
+    precision: str | None = None,
+    rebuild: bool = False,
+) -> list[str]:
+    """What to do with an engine before running it, by the rules the CLI, ``load_frontend`` and
+    the node share: ``[]`` run it as it is; the mismatches when ``rebuild`` was asked and the
+    ONNX it came from is still there (``onnx_sha256`` not None): rebuild it; otherwise the
+    one-line refusal (``BackendUnavailable``) that gives the rebuild command."""
+    problems = record_mismatches(
+        record,
+        tensorrt_version=tensorrt_version,
+        gpu_name=gpu_name,
+        onnx_sha256=onnx_sha256,
+        precision=precision,
+    )
+    if not problems:
+        return []
+    if not rebuild:
+        raise mismatch_error(engine_path, record, problems)
+    if onnx_sha256 is None:
+        raise BackendUnavailable(
+            f"cannot rebuild {Path(engine_path).name} ({'; '.join(problems)}): the ONNX it was "
+            f"built from, {record.onnx_path}, is gone; run build-engine on the .onnx again"
+        )
+    return problems
