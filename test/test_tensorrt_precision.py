@@ -21,6 +21,7 @@ import importlib.util
 import pytest
 
 from superpoint_ros.backends.tensorrt_precision import (
+    check_dla,
     model_precision,
     network_creation_bits,
     precision_plan,
@@ -144,3 +145,11 @@ def test_real_tensorrt_gets_a_plan():
 
     for precision in ("fp32", "fp16"):
         assert precision_plan(tensorrt, precision, False).precision == precision
+
+
+def test_dla_only_where_the_release_has_it():
+    for fake in (FakeTensorRT_8_5, FakeTensorRT_8_6, FakeTensorRT_10_3):
+        check_dla(fake, 0)  # JetPack 5 and 6: DLA cores of Xavier/Orin
+    check_dla(FakeTensorRT_11_0, None)  # no DLA asked: nothing to check
+    with pytest.raises(BackendUnavailable, match="TensorRT 11.0.0.5 does not build for DLA"):
+        check_dla(FakeTensorRT_11_0, 0)

@@ -30,6 +30,7 @@ from .base import check_precision
 from .tensorrt_fp16 import fp16_network_graph
 from .tensorrt_ops import tensorrt_problems
 from .tensorrt_precision import (
+    check_dla,
     check_qdq,
     model_precision,
     network_creation_bits,
@@ -132,6 +133,7 @@ def build_engine(
     write the engine and its record beside it (both atomically); return the record."""
     engine_path = Path(engine_path)
     plan = precision_plan(trt, request.precision, has_qdq(request.model))
+    check_dla(trt, request.dla_core)
     model = fp16_network_graph(request.model) if plan.fp16_graph else request.model
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)

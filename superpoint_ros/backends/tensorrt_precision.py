@@ -125,6 +125,19 @@ def precision_plan(trt: Any, precision: str, qdq: bool) -> PrecisionPlan:
     )
 
 
+LAST_DLA_VERSION = (10, 7)  # NVIDIA's 11.3 docs: "TensorRT 10.7 was the last release that
+# supported DLA"; 11.0 to 11.3 have none, 11.4 none on JetPack
+
+
+def check_dla(trt: Any, dla_core: int | None) -> None:
+    """Refuse a DLA build on a release without DLA support, in one line."""
+    if dla_core is not None and trt_version(trt) > LAST_DLA_VERSION:
+        raise BackendUnavailable(
+            f"TensorRT {trt.__version__} does not build for DLA (10.7 was the last release with "
+            "DLA support; JetPack 6 ships 10.3): leave --dla out to build for the GPU"
+        )
+
+
 def network_creation_bits(trt: Any, plan: PrecisionPlan) -> int:
     """The integer ``builder.create_network()`` takes for the plan's creation flags."""
     bits = 0
