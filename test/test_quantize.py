@@ -31,7 +31,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
 
-from superpoint_training.deploy.graph import network_nodes, network_outputs  # noqa: E402
+from superpoint_ros.onnx_graph import network_nodes, network_outputs  # noqa: E402
 from superpoint_training.deploy.quantize import (  # noqa: E402
     QDQ_OPS,
     TARGETS,

@@ -38,8 +38,7 @@ from onnx import numpy_helper
 
 from superpoint_ros.errors import ConfigError, InputError
 from superpoint_ros.frontend.metadata import META_PREFIX, file_sha256
-
-from .graph import network_nodes, network_outputs
+from superpoint_ros.onnx_graph import network_nodes, network_outputs
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +176,9 @@ def float_outputs(model: onnx.ModelProto, tensors: list[str]) -> int:
         drop.append(q)
     for node in drop:
         graph.node.remove(node)
+    used = {name for node in graph.node for name in node.input}
+    for init in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(init)  # the removed pairs' scales and zero points
     return sum(n.op_type == "QuantizeLinear" for n in drop)
 
 
