@@ -12,7 +12,16 @@ per key, beside the code that reads them. Values are resolved in layers, later w
 
 An unknown key anywhere is a ``ConfigError`` listing the valid keys at that level, so a typo never
 silently trains with a default. Keys typed ``dict`` (``model.backbone_args``) accept any sub-key;
-the class receiving them checks them.
+the class receiving them checks them. A string given for a tuple of numbers is a comma-separated
+list (``eps=1,3,5``; sizes also ``480x640``), and a single number a list of one.
+
+A renamed key keeps loading: its class lists ``renamed_keys = {"old": "new"}`` (a ``ClassVar``),
+and every layer (YAML, a checkpoint's saved config, overrides) is migrated on load, with one
+warning line per old key (:func:`migrate_keys`), so committed YAMLs and old checkpoints load
+and resume.
+
+The same mechanism reads other strict configurations: the evaluation ``Protocol`` is built with
+:func:`from_dict` and takes ``--set key=value`` overrides as :func:`parse_override` reads them.
 
 The resolved configuration, the seed and the git revision are written into the run directory as
 ``config.yaml`` (``save_run_config``) and into every checkpoint. A run's ``config.yaml`` is itself
@@ -24,7 +33,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import os
+import re
 import subprocess
 import types
 import typing
@@ -38,22 +49,28 @@ from superpoint_ros.errors import ConfigError
 
 T = TypeVar("T")
 META_KEY = "run"  # reserved top-level section of a run's config.yaml: metadata, not config
+RENAMED_KEYS = "renamed_keys"  # ClassVar of a config class: {old key: new key} still accepted
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()  # old keys already reported in this process (one line each)
 
 
 # ---------------------------------------------------------------------------------------------
 # dotted keys and overrides
 
 
-def parse_override(text: str) -> tuple[str, Any]:
+def parse_override(text: str, example: str = "train.steps=100") -> tuple[str, Any]:
     """``"train.lr=5e-4"`` -> ``("train.lr", 0.0005)``. The value is parsed as YAML (so lists,
     mappings, booleans and ``null`` work); a number in exponent form without a dot, which YAML 1.1
-    reads as a string, becomes a float when the key is typed float (see ``from_dict``)."""
+    reads as a string, becomes a float when the key is typed float (see ``from_dict``).
+    ``example``: a valid override, shown in the errors."""
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. train.steps=100)")
+        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. {example})")
     if any(not part.isidentifier() for part in key.split(".")):
-        raise ConfigError(f"override key {key!r} is not a dotted name (e.g. train.steps)")
+        name = example.partition("=")[0]
+        raise ConfigError(f"override key {key!r} is not a dotted name (e.g. {name})")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
@@ -88,13 +105,49 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def overrides_to_tree(overrides: Iterable[str | tuple[str, Any]]) -> dict[str, Any]:
+def overrides_to_tree(
+    overrides: Iterable[str | tuple[str, Any]], example: str = "train.steps=100"
+) -> dict[str, Any]:
     """``["train.steps=10", ("seed", 3)]`` -> ``{"train": {"steps": 10}, "seed": 3}``."""
     tree: dict[str, Any] = {}
     for item in overrides:
-        key, value = parse_override(item) if isinstance(item, str) else item
+        key, value = parse_override(item, example) if isinstance(item, str) else item
         set_dotted(tree, key, value)
     return tree
+
+
+# ---------------------------------------------------------------------------------------------
+# renamed keys
+
+
+def migrate_keys(cls: type, data: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:
+    """``data`` (a nested mapping for config class ``cls``) with every old key of the classes'
+    ``renamed_keys`` replaced by its new name, in every section; one warning line per old key
+    and process. Both names in one mapping is a ``ConfigError``. Unknown keys are left for
+    :func:`from_dict` to report."""
+    out = dict(data or {})
+    for old, new in getattr(cls, RENAMED_KEYS, {}).items():
+        if old not in out:
+            continue
+        if new in out:
+            raise ConfigError(
+                f"config keys {prefix + old!r} and {prefix + new!r} are the same key (the first "
+                f"is its old name): give only {prefix + new!r}"
+            )
+        if prefix + old not in _warned:
+            _warned.add(prefix + old)
+            log.warning(
+                "config key %r is deprecated, read as %r (rename it)", prefix + old, prefix + new
+            )
+        out = {(new if k == old else k): v for k, v in out.items()}  # keeps the key order
+    if not dataclasses.is_dataclass(cls):
+        return out
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = _strip_optional(hints.get(f.name))
+        if f.name in out and dataclasses.is_dataclass(tp) and isinstance(out[f.name], Mapping):
+            out[f.name] = migrate_keys(tp, out[f.name], prefix + f.name + ".")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,9 +250,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise fail()
         return value
     if origin in (tuple, list):
+        args = typing.get_args(tp)
+        if _numeric_items(args) and not isinstance(value, (list, tuple)):
+            value = _number_list(value)
         if not isinstance(value, (list, tuple)):
             raise fail()
-        args = typing.get_args(tp)
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(
@@ -219,10 +274,27 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise fail()
 
 
+def _numeric_items(args: tuple) -> bool:
+    """Whether a tuple/list type's items (``args``) are all numbers (int or float)."""
+    items = [a for a in args if a is not Ellipsis]
+    return bool(items) and all(a in (int, float) for a in items)
+
+
+def _number_list(value: Any) -> Any:
+    """A string of numbers separated by commas (or ``x``: ``480x640``) as a list of YAML
+    scalars; a single number as a list of one; anything else unchanged (then rejected)."""
+    if isinstance(value, str) and value.strip():
+        return [yaml.safe_load(v) if v else v for v in re.split(r"\s*[,x]\s*", value.strip())]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [value]
+    return value
+
+
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") -> T:
     """Build config class ``cls`` from a nested mapping: missing keys keep their defaults,
-    unknown keys raise ``ConfigError`` listing the valid ones, values are type-checked."""
-    data = dict(data or {})
+    unknown keys raise ``ConfigError`` listing the valid ones, values are type-checked, old
+    names of renamed keys are read as the new ones (:func:`migrate_keys`)."""
+    data = migrate_keys(cls, data, prefix)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -249,6 +321,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") ->
         kwargs[name] = _coerce(value, tp, prefix + name)
     try:
         return cls(**kwargs)
+    except ConfigError:
+        raise  # the class's own check: its message says what is wrong
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid config{' ' + prefix[:-1] if prefix else ''}: {exc}") from None
 
@@ -323,8 +397,10 @@ def load_config(
     if path is not None:
         tree = read_yaml(path)
         tree.pop(META_KEY, None)  # a run's config.yaml: metadata section
-    tree = merge(tree, overrides_to_tree(overrides))
-    return from_dict(cls, tree)
+    # each layer migrated on its own: an old key in the YAML and its new name in an override
+    # is an override, not a conflict
+    layers = [migrate_keys(cls, tree), migrate_keys(cls, overrides_to_tree(overrides))]
+    return from_dict(cls, merge(*layers))
 
 
 def git_revision(cwd: str | os.PathLike | None = None) -> str:

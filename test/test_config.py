@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
 
 from superpoint_ros.errors import ConfigError
 from superpoint_ros.model.superpoint import ModelConfig
+from superpoint_training import config as config_module
 from superpoint_training.config import (
     from_dict,
     load_config,
+    migrate_keys,
     parse_override,
     save_run_config,
     to_dict,
     valid_keys,
 )
+from superpoint_training.training.magicpoint import MagicPointConfig
+from superpoint_training.training.runs import check_resume_config
+from superpoint_training.training.superpoint import SuperPointTrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -123,3 +133,83 @@ def test_run_config_round_trip(tmp_path):
     again = load_config(Outer, path)
     assert to_dict(again) == to_dict(conf)
     assert from_dict(Outer, to_dict(conf)) == conf
+
+
+def test_a_string_of_numbers_is_a_tuple_of_numbers():
+    """``--set eps=1,3,5`` / ``rep_size=480x640`` (the protocol's syntax) on the one mechanism."""
+    assert load_config(Outer, overrides=["train.size=64x80"]).train.size == (64, 80)
+    assert load_config(Outer, overrides=["train.size=64, 80"]).train.size == (64, 80)
+    with pytest.raises(ConfigError, match="'train.size\\[1\\]' expects int, got 'b'"):
+        load_config(Outer, overrides=["train.size=64,b"])
+    with pytest.raises(ConfigError, match="expects 2 values, got 1"):
+        load_config(Outer, overrides=["train.size=64"])  # one number: a tuple of one
+    with pytest.raises(ConfigError, match="'train.name' expects str"):
+        load_config(Outer, overrides=["train.name=[1, 2]"])
+
+
+@dataclass
+class RenamedInner:
+    renamed_keys: ClassVar[dict[str, str]] = {"thresh": "distance", "old_eps": "eps"}
+
+    distance: float = 3.0
+    eps: tuple[float, ...] = (1.0, 3.0)
+
+
+@dataclass
+class RenamedOuter:
+    seed: int = 0
+    eval: RenamedInner = field(default_factory=RenamedInner)
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch):
+    monkeypatch.setattr(config_module, "_warned", set())
+
+
+def test_renamed_keys_load_with_one_warning_line(tmp_path, caplog, fresh_warnings):
+    path = tmp_path / "old.yaml"
+    path.write_text("seed: 1\neval:\n  thresh: 2.5\n  old_eps: [4, 5]\n")
+    with caplog.at_level(logging.WARNING, logger="superpoint_training.config"):
+        conf = load_config(RenamedOuter, path)
+        load_config(RenamedOuter, path)  # reported once per process
+    assert conf.eval == RenamedInner(distance=2.5, eps=(4.0, 5.0))
+    assert [r.getMessage() for r in caplog.records] == [
+        "config key 'eval.thresh' is deprecated, read as 'eval.distance' (rename it)",
+        "config key 'eval.old_eps' is deprecated, read as 'eval.eps' (rename it)",
+    ]
+    # the new name in an override wins over the old one in the YAML
+    assert load_config(RenamedOuter, path, ["eval.distance=1"]).eval.distance == 1.0
+    # a checkpoint's saved config as the base (what --resume does), and plain from_dict
+    assert load_config(RenamedOuter, base={"eval": {"thresh": 2.0}}).eval.distance == 2.0
+    assert from_dict(RenamedOuter, {"eval": {"thresh": 2.0}}).eval.distance == 2.0
+    with pytest.raises(ConfigError, match="'eval.thresh' and 'eval.distance' are the same key"):
+        load_config(RenamedOuter, base={"eval": {"thresh": 2.0, "distance": 1.0}})
+    assert migrate_keys(RenamedOuter, {"eval": {"thresh": 2.0}, "x": 1}) == {
+        "eval": {"distance": 2.0},
+        "x": 1,
+    }  # unknown keys are left for from_dict to report
+    assert "thresh" not in valid_keys(RenamedOuter) and "eval.distance" in valid_keys(RenamedOuter)
+
+
+def test_committed_configs_and_old_checkpoints_load_and_resume(caplog, fresh_warnings):
+    """The eval keys renamed to the evaluation protocol's names (distance_thresh ->
+    correct_distance, homography_eps -> eps) still load from the resolved config of a run made
+    before (training/superpoint_demo/config.yaml, what its checkpoints store), and resuming such
+    a run is not refused."""
+    path = REPO / "training" / "superpoint_demo" / "config.yaml"
+    saved = yaml.safe_load(path.read_text())
+    saved.pop("run", None)
+    assert "distance_thresh" in saved["eval"] and "homography_eps" in saved["eval"]
+    with caplog.at_level(logging.WARNING, logger="superpoint_training.config"):
+        conf = load_config(SuperPointTrainConfig, path)
+    assert (conf.eval.correct_distance, conf.eval.eps) == (3.0, (1.0, 3.0, 5.0))
+    assert len(caplog.records) == 2 and "'eval.homography_eps' is deprecated" in caplog.text
+    resumed = load_config(SuperPointTrainConfig, base=saved)  # --resume: the checkpoint's config
+    assert resumed == conf
+    check_resume_config(saved, to_dict(resumed))  # old names vs new: not a change of config
+    # MagicPoint's eval.distance_thresh too (its checkpoints store it)
+    old = {"eval": {"distance_thresh": 2.0}}
+    assert load_config(MagicPointConfig, base=old).eval.correct_distance == 2.0
+    for name in ("magicpoint.yaml", "magicpoint_cpu.yaml", "superpoint.yaml"):
+        load_config(MagicPointConfig if "magic" in name else SuperPointTrainConfig,
+                    REPO / "config" / "train" / name)  # fmt: skip

@@ -6,12 +6,21 @@ import math
 import pytest
 import torch
 
-from superpoint_training.losses import LOSSES, get_loss
+from superpoint_ros.errors import ConfigError
+from superpoint_training.losses import (
+    DESCRIPTOR_LOSSES,
+    DETECTOR_LOSSES,
+    default_lambda,
+    get_descriptor_loss,
+    get_loss,
+    loss_names,
+)
 from superpoint_training.losses.descriptor import (
     cell_centers,
     sample_correspondences,
     warp_points_torch,
 )
+from superpoint_training.training.superpoint import SuperPointTrainConfig, check_config
 
 HC, WC = 2, 3
 N = HC * WC  # 6 cells
@@ -38,11 +47,33 @@ def run(name, d0, d1, H=IDENTITY, valid0=None, valid1=None, seed=0, **kw):
 
 
 def test_registry_lists_all_descriptor_losses():
-    get_loss("dense")  # imports the built-in loss modules
-    for name in ("dense", "dense_normalized", "sparse", "triplet", "detector"):
-        assert name in LOSSES
-    with pytest.raises(KeyError, match="dense_normalized"):
+    # the lookups import every module of the package: no list of names anywhere else
+    assert loss_names("descriptor") == [
+        "dense",
+        "dense_normalized",
+        "infonce",
+        "sparse",
+        "triplet",
+    ]
+    assert loss_names("detector") == ["detector"]
+    assert "dense" in DESCRIPTOR_LOSSES and "dense" not in DETECTOR_LOSSES
+    with pytest.raises(ConfigError, match="unknown loss 'densse'; valid: dense, dense_normalized"):
         get_loss("densse")
+    with pytest.raises(ConfigError, match="unknown descriptor loss 'detector'; valid: dense, "):
+        get_descriptor_loss("detector")  # a detector loss is not a descriptor loss
+    # the weight against the detector loss is the loss's own: the paper's 1e-4 for dense
+    assert [default_lambda(n) for n in ("dense", "sparse", "infonce")] == [1e-4, 1.0, 1.0]
+
+
+def test_a_new_loss_is_one_registration(monkeypatch):
+    """A descriptor loss registered anywhere is a valid ``loss.descriptor`` at once."""
+    conf = SuperPointTrainConfig()
+    conf.loss.descriptor = "mine"
+    with pytest.raises(ConfigError, match=r"unknown descriptor loss 'mine' \(loss.descriptor"):
+        check_config(conf)
+    monkeypatch.setitem(DESCRIPTOR_LOSSES._items, "mine", type("Mine", (), {}))
+    check_config(conf)
+    assert "mine" in loss_names("descriptor") and default_lambda("mine") == 1.0
 
 
 def test_cell_centres_and_warp():

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from superpoint_training.losses import LOSSES, get_loss
+from superpoint_ros.errors import ConfigError
+from superpoint_training.losses import DETECTOR_LOSSES, get_loss
 from superpoint_training.losses.detector import (
     DUSTBIN,
     detector_cross_entropy,
@@ -89,7 +90,7 @@ def test_cross_entropy_values():
 
 
 def test_loss_registry_and_module():
-    assert "detector" in LOSSES.names()
+    assert "detector" in DETECTOR_LOSSES.names()
     loss_fn = get_loss("detector", tie_break="first")
     kmap = keypoint_map_from_points([[10, 3]], (16, 24))[None]
     logits = torch.full((1, 65, 2, 3), -20.0)
@@ -99,7 +100,7 @@ def test_loss_registry_and_module():
     loss, scalars = loss_fn(logits, kmap, torch.ones(1, 16, 24))
     assert loss.item() < 1e-12
     assert scalars["keypoint_cells"].item() == pytest.approx(1 / 6)
-    with pytest.raises(KeyError, match="unknown loss 'nope'; valid: .*detector"):
+    with pytest.raises(ConfigError, match="unknown loss 'nope'; valid: .*detector"):
         get_loss("nope")
     # gradients flow
     logits = torch.zeros(1, 65, 2, 3, requires_grad=True)

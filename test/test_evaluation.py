@@ -367,7 +367,7 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_dataset, capsys):
     base = ["evaluate", "--dataset", str(tiny_dataset), "-o", str(out), "--quiet"]
     for extra, message in (
         (["--method", "surf"], "unknown method 'surf'"),
-        (["--method", "sift", "--set", "nms=2"], "unknown protocol field 'nms'"),
+        (["--method", "sift", "--set", "nms=2"], "unknown config key 'nms'; valid keys: border"),
     ):
         assert cli_main(base + extra) == 1
         err = capsys.readouterr().err

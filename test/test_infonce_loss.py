@@ -8,7 +8,7 @@ import pytest
 import torch
 from test_descriptor_losses import HC, IDENTITY, SHIFT_RIGHT_8, WC, one_hot
 
-from superpoint_training.losses import LOSSES, get_loss
+from superpoint_training.losses import DESCRIPTOR_LOSSES, get_loss
 from superpoint_training.losses.infonce import info_nce
 
 
@@ -20,7 +20,7 @@ def run(d0, d1, H=IDENTITY, seed=0, **kw):
 
 def test_registered():
     get_loss("dense")
-    assert "infonce" in LOSSES
+    assert "infonce" in DESCRIPTOR_LOSSES
 
 
 def test_info_nce_two_by_two_by_hand():

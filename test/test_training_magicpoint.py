@@ -407,4 +407,4 @@ def test_model_predictions_and_report(tmp_path):
     table = paths["table"].read_text()
     assert "| magicpoint |" in table and "| harris |" in table and "3 px" in table
     data = json.loads(paths["json"].read_text())
-    assert data["protocol"]["distance_thresh"] == 3.0 and data["step"] == 0
+    assert data["protocol"]["correct_distance"] == 3.0 and data["step"] == 0

@@ -13,8 +13,16 @@ REPORT_DIR/cache (keyed by method and protocol), so adding a method re-runs only
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
+
+from superpoint_ros.backends import backend_choices  # light: no backend library imported
+from superpoint_ros.errors import ConfigError
+from superpoint_training.evaluation.pipeline import evaluate
+from superpoint_training.evaluation.protocol import Protocol
+from superpoint_training.evaluation.report import summary_table
+from superpoint_training.evaluation.results import SEQUENCE_GROUPS
 
 COMMAND = "evaluate"
 _NAME = re.compile(r"[A-Za-z0-9_.+-]+")
@@ -25,8 +33,6 @@ def parse_methods(specs: list[str]) -> tuple[list[str], list[str | None]]:
     by default a file's stem, so every training run would be "checkpoint_last"). Returns the
     specs and the names given (``None``: the default). A file whose own name holds ``=`` is
     taken as a path."""
-    from superpoint_ros.errors import ConfigError
-
     out: list[str] = []
     names: list[str | None] = []
     for spec in specs:
@@ -50,8 +56,6 @@ def parse_methods(specs: list[str]) -> tuple[list[str], list[str | None]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from superpoint_ros.backends import backend_choices  # light: no backend library imported
-
     parser.add_argument(
         "--dataset",
         action="append",
@@ -105,13 +109,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    from superpoint_ros.errors import ConfigError
-    from superpoint_training.evaluation.pipeline import evaluate
-    from superpoint_training.evaluation.protocol import Protocol
-    from superpoint_training.evaluation.report import summary_table
-
     protocol = Protocol().with_overrides(args.set)
     if args.show_protocol:
         print(json.dumps({**protocol.to_dict(), "key": protocol.key()}, indent=2))
@@ -141,8 +138,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         names=given,
     )
-    for split in ("all", "illumination", "viewpoint"):
-        if any(split in m["splits"] for m in report["methods"].values()):
-            print(f"\n{split}:\n{summary_table(report, split)}")
+    for group in SEQUENCE_GROUPS:
+        if any(group in m["splits"] for m in report["methods"].values()):
+            print(f"\n{group}:\n{summary_table(report, group)}")
     print(f"\nreport: {args.output}/report.md, metrics: {args.output}/metrics.json")
     return 0

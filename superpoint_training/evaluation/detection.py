@@ -9,8 +9,8 @@ Protocol (every field is in ``DetectionEvalConfig`` and written into every repor
 * the same selection for all: non-maximum suppression (max-pooling, radius ``nms_radius``),
   ``border`` pixels dropped, scores above ``min_score`` (MagicPoint) or above 0 (classical, whose
   responses have no absolute scale), at most ``max_keypoints`` per image (0: all);
-* a detection is correct when it lies within ``distance_thresh`` px of a ground-truth corner not
-  yet taken by a better-scored detection of that image (greedy in score order, nearest
+* a detection is correct when it lies within ``correct_distance`` px of a ground-truth corner
+  not yet taken by a better-scored detection of that image (greedy in score order, nearest
   ground-truth corner first), so each corner is found at most once;
 * all detections of the test set are ranked by score together: precision and recall at every
   distinct score threshold give the PR curve (recall over all ground-truth corners), and the
@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -45,10 +45,13 @@ from superpoint_ros.registry import Registry
 class DetectionEvalConfig:
     """Detector evaluation on the synthetic test set (``eval.*`` in a stage's YAML)."""
 
+    # old key names still read (YAMLs, checkpoints): superpoint_training.config.migrate_keys
+    renamed_keys: ClassVar[dict[str, str]] = {"distance_thresh": "correct_distance"}
+
     num_images: int = 500  # size of the fixed synthetic test set
     seed: int = 20180331  # seed of the test set (fixed: every run evaluates the same images)
     photometric: bool = False  # add photometric noise to the test images (the paper's "noisy")
-    distance_thresh: float = 3.0  # a detection is correct within this many pixels
+    correct_distance: float = 3.0  # a detection is correct within this many pixels
     nms_radius: int = 4  # non-maximum suppression radius (px), same for every detector
     border: int = 0  # ignore detections this close to the image edge (px)
     min_score: float = 0.001  # MagicPoint: lowest probability kept (the PR curve's end)
@@ -215,12 +218,12 @@ def predict_classical(
 
 
 def match_detections(
-    points: np.ndarray, scores: np.ndarray, ground_truth: np.ndarray, distance_thresh: float
+    points: np.ndarray, scores: np.ndarray, ground_truth: np.ndarray, correct_distance: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy matching of one image's detections (any order) to its ground-truth corners.
 
     Detections are visited by decreasing score; each takes the nearest ground-truth corner not
-    yet taken, if it lies within ``distance_thresh``. Returns ``(correct [N] bool,
+    yet taken, if it lies within ``correct_distance``. Returns ``(correct [N] bool,
     distance [N] float, nan where incorrect)`` in the input order.
     """
     points = np.asarray(points, np.float64).reshape(-1, 2)
@@ -234,7 +237,7 @@ def match_detections(
     for i in np.argsort(-np.asarray(scores, np.float64), kind="stable"):
         d = np.where(taken, np.inf, dist[i])
         j = int(np.argmin(d))
-        if d[j] <= distance_thresh:
+        if d[j] <= correct_distance:
             taken[j] = True
             correct[i] = True
             dist_out[i] = d[j]
@@ -245,14 +248,14 @@ def pr_curve(
     name: str,
     detections: Sequence[Detections],
     ground_truth: Sequence[np.ndarray],
-    distance_thresh: float,
+    correct_distance: float,
 ) -> DetectionResult:
     """Precision/recall over all distinct score thresholds of the pooled detections, and AP."""
     if len(detections) != len(ground_truth):
         raise ValueError("one Detections per ground-truth image is needed")
     scores, correct, dists = [], [], []
     for det, gt in zip(detections, ground_truth):
-        c, d = match_detections(det.points, det.scores, gt, distance_thresh)
+        c, d = match_detections(det.points, det.scores, gt, correct_distance)
         scores.append(np.asarray(det.scores, np.float64).reshape(-1))
         correct.append(c)
         dists.append(d)
@@ -305,7 +308,7 @@ class DetectionEvaluator:
             if name not in self._classical:
                 dets = predict_classical(name, self.images, self.conf)
                 self._classical[name] = pr_curve(
-                    name, dets, self.ground_truth, self.conf.distance_thresh
+                    name, dets, self.ground_truth, self.conf.correct_distance
                 )
         return {n: self._classical[n] for n in self.conf.classical}
 
@@ -313,7 +316,7 @@ class DetectionEvaluator:
         self, model: torch.nn.Module, device: torch.device | str = "cpu", name: str = "magicpoint"
     ) -> DetectionResult:
         dets = predict_model(model, self.images, self.conf, device)
-        return pr_curve(name, dets, self.ground_truth, self.conf.distance_thresh)
+        return pr_curve(name, dets, self.ground_truth, self.conf.correct_distance)
 
     def evaluate(
         self, model: torch.nn.Module | None, device: torch.device | str = "cpu"
@@ -420,13 +423,13 @@ def save_report(
     paths["json"].write_text(json.dumps(_thin(payload)), encoding="utf-8")
     head = (
         f"Synthetic test set: {conf.num_images} images (seed {conf.seed}, photometric noise "
-        f"{'on' if conf.photometric else 'off'}); correct within {conf.distance_thresh:g} px, "
+        f"{'on' if conf.photometric else 'off'}); correct within {conf.correct_distance:g} px, "
         f"NMS radius {conf.nms_radius}, border {conf.border}.\n\n"
     )
     paths["table"].write_text(head + results_table(results) + "\n", encoding="utf-8")
     noise = "with photometric noise" if conf.photometric else "clean"
     save_pr_plot(results, paths["plot"], f"Synthetic shapes ({noise}): corners within "
-                 f"{conf.distance_thresh:g} px")  # fmt: skip
+                 f"{conf.correct_distance:g} px")  # fmt: skip
     return paths
 
 

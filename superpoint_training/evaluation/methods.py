@@ -24,6 +24,8 @@ import cv2
 import numpy as np
 
 from superpoint_ros.errors import ConfigError
+from superpoint_ros.frontend.metadata import file_sha256
+from superpoint_ros.loader import load_frontend
 from superpoint_ros.matching import MatchConfig, match_descriptors
 from superpoint_ros.registry import Registry
 
@@ -252,8 +254,6 @@ class SuperPointMethod(FrontendMethod):
 
     def _file_sha(self) -> str:
         if self._sha is None:
-            from superpoint_ros.frontend.metadata import file_sha256
-
             self._sha = file_sha256(self.path)
         return self._sha
 
@@ -276,8 +276,6 @@ class SuperPointMethod(FrontendMethod):
 
     def frontend(self):
         if self._frontend is None:
-            from superpoint_ros.loader import load_frontend
-
             if self.path.suffix.lower() == ".onnx":
                 fe = load_frontend(self.path, backend=self.backend, config={"resize": None})
                 self.deviations = protocol_deviations(fe.config, self.protocol)

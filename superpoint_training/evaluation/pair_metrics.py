@@ -62,30 +62,64 @@ def pair_metrics(
         return out
     matches, _ = method.match(d0, d1)
     nn, nn_dist = method.nearest(d0, d1)
-    H_est, inliers = M.estimate_homography(
-        k0[matches[:, 0]],
-        k1[matches[:, 1]],
-        p.ransac_threshold,
-        p.ransac_max_iters,
-        p.ransac_confidence,
-    )
-    err = M.corner_error(H_est, H_hom, p.hom_size)
-    errors = M.match_errors(k0, k1, matches, H_hom)
     out.update(
         nn_map=M.nn_map(k0, k1, nn, nn_dist, H_hom, p.hom_size, p.correct_distance),
         matching_score=M.matching_score(
             k0, k1, matches, H_hom, p.hom_size, p.hom_size, p.correct_distance
         ),
-        corner_error=err,
-        correct=M.homography_correct(err, p.eps),
-        matches=int(len(matches)),
-        inliers=int(inliers.sum()),
-        correct_matches=int((errors <= p.correct_distance).sum()),
-        _matches=matches,
-        _inliers=inliers,
-        _correct=errors <= p.correct_distance,
+    )
+    out.update(
+        matching_metrics(
+            k0,
+            k1,
+            matches,
+            H_hom,
+            p.hom_size,
+            p.correct_distance,
+            p.eps,
+            threshold=p.ransac_threshold,
+            max_iters=p.ransac_max_iters,
+            confidence=p.ransac_confidence,
+        )
     )
     return out
+
+
+def matching_metrics(
+    kpts0: np.ndarray,
+    kpts1: np.ndarray,
+    matches: np.ndarray,
+    H_0to1: np.ndarray,
+    size0: tuple[int, int],
+    correct_distance: float,
+    eps: Sequence[float],
+    **ransac: Any,
+) -> dict[str, Any]:
+    """The homography and match figures of one pair's descriptor ``matches [M, 2]`` between
+    ``kpts0 [N0, 2]`` and ``kpts1 [N1, 2]`` (image 0 of size ``size0`` (h, w), ground truth
+    ``H_0to1``): OpenCV RANSAC on the matched points (``ransac``: ``threshold``, ``max_iters``,
+    ``confidence`` of ``metrics.estimate_homography``), the mean corner error of the estimate,
+    whether it is correct at each ``eps``, and the matches within ``correct_distance`` px of
+    the ground truth. The offline evaluation (:func:`pair_metrics`) and the training's
+    validation score their pairs with it.
+
+    Returns ``corner_error``, ``correct`` (``{eps_key: bool}``), ``matches``, ``inliers``,
+    ``correct_matches``, and the private ``_matches``, ``_inliers``, ``_correct [M]``.
+    """
+    matches = np.asarray(matches, dtype=np.int64).reshape(-1, 2)
+    H_est, inliers = M.estimate_homography(kpts0[matches[:, 0]], kpts1[matches[:, 1]], **ransac)
+    err = M.corner_error(H_est, H_0to1, size0)
+    correct = M.match_errors(kpts0, kpts1, matches, H_0to1) <= correct_distance
+    return {
+        "corner_error": err,
+        "correct": M.homography_correct(err, eps),
+        "matches": int(len(matches)),
+        "inliers": int(inliers.sum()),
+        "correct_matches": int(correct.sum()),
+        "_matches": matches,
+        "_inliers": inliers,
+        "_correct": correct,
+    }
 
 
 def summarise(records: Sequence[dict], eps: Sequence[float]) -> dict[str, Any]:

@@ -3,6 +3,10 @@
 Published SuperPoint numbers move by several points with evaluation details, so one protocol is
 pinned here, every field can be overridden, and the resolved protocol is written into every
 report. ``Protocol.key()`` hashes it: extraction caches are keyed by method + protocol key.
+
+It is read like the training configs, by ``superpoint_training.config``: ``from_dict`` (unknown
+fields listed, values type-checked) and ``key=value`` overrides parsed as YAML, where a tuple of
+numbers may also be written ``1,3,5`` or ``480x640`` and one number is a tuple of one.
 """
 
 from __future__ import annotations
@@ -10,11 +14,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Container, Mapping
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from superpoint_ros.errors import ConfigError
+
+from ..config import from_dict, merge, overrides_to_tree, to_dict
 
 PROTOCOL_VERSION = 1  # bump when the meaning of a field or of a metric changes
 PASSES = ("rep", "hom")  # extraction passes: detector metrics, then descriptor metrics
@@ -68,7 +74,7 @@ class Protocol:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        return to_dict(self)
 
     def key(self) -> str:
         """A short stable hash of every field: caches made with another protocol don't match."""
@@ -76,70 +82,32 @@ class Protocol:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def replace(self, **changes: Any) -> Protocol:
-        unknown = set(changes) - set(field_names())
-        if unknown:
-            raise ConfigError(
-                f"unknown protocol field(s) {sorted(unknown)}; valid: {', '.join(field_names())}"
-            )
-        return dataclasses.replace(self, **changes)
+        """This protocol with ``changes`` (field -> value), checked as :meth:`from_dict`."""
+        return Protocol.from_dict(merge(self.to_dict(), changes))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Protocol:
-        """Inverse of ``to_dict`` (rejects unknown keys)."""
-        return cls().replace(**{k: _coerce(k, v) for k, v in data.items()})
+        """Inverse of ``to_dict``: missing fields keep their defaults, unknown ones are refused
+        with the valid names, values are type-checked (``superpoint_training.config``)."""
+        return from_dict(cls, data)
 
-    def with_overrides(self, overrides: Mapping[str, str] | list[str]) -> Protocol:
-        """Apply ``key=value`` strings (from ``--set``), e.g. ``rep_size=480,640``,
-        ``eps=1,2,3``, ``mutual=false``; or a mapping of key -> string."""
-        if not isinstance(overrides, Mapping):
-            parsed = {}
-            for item in overrides:
-                if "=" not in item:
-                    raise ConfigError(f"protocol override {item!r} is not key=value")
-                k, v = item.split("=", 1)
-                parsed[k.strip()] = v.strip()
-            overrides = parsed
-        return self.replace(**{k: _coerce(k, v) for k, v in overrides.items()})
+    def with_overrides(self, overrides: Mapping[str, Any] | Sequence[str]) -> Protocol:
+        """Apply ``key=value`` strings (from ``--set``), e.g. ``rep_size=480x640``,
+        ``eps=1,2,3``, ``mutual=false`` (values parsed as YAML, as training overrides are); or a
+        mapping of key -> value."""
+        if isinstance(overrides, Mapping):
+            tree = dict(overrides)
+        else:
+            tree = overrides_to_tree(overrides, example="eps=1,3,5")
+        return Protocol.from_dict(merge(self.to_dict(), tree))
 
 
 def field_names() -> list[str]:
+    """The protocol's fields, in their order."""
     return [f.name for f in dataclasses.fields(Protocol)]
 
 
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Protocol)}
 _INTERPOLATIONS = ("area", "linear", "cubic", "nearest")
-
-
-def _coerce(name: str, value: Any) -> Any:
-    """Convert ``value`` (a string from the command line, or JSON) to the field's type."""
-    if name not in _DEFAULTS:
-        raise ConfigError(f"unknown protocol field {name!r}; valid: {', '.join(field_names())}")
-    default = _DEFAULTS[name]
-    try:
-        if isinstance(default, tuple):
-            items = value.replace("x", ",").split(",") if isinstance(value, str) else value
-            items = [i for i in items if str(i).strip() != ""]
-            kind = type(default[0])
-            return tuple(kind(float(i)) if kind is int else kind(i) for i in items)
-        if isinstance(default, bool):
-            if isinstance(value, str):
-                low = value.lower()
-                if low not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(value)
-                return low in ("true", "1", "yes")
-            return bool(value)
-        if isinstance(default, int):
-            f = float(value)
-            if f != int(f):
-                raise ValueError(value)
-            return int(f)
-        if isinstance(default, float):
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"protocol field {name}: cannot use {value!r} (default {default!r})"
-        ) from None
 
 
 def _check(p: Protocol) -> None:

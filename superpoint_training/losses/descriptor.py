@@ -1,4 +1,4 @@
-"""Descriptor losses of SuperPoint (step 4), behind the loss registry: ``get_loss("dense")``...
+"""SuperPoint's descriptor losses (step 4), registered in ``DESCRIPTOR_LOSSES`` (``losses``).
 
 Every loss takes the raw dense descriptor maps of an image pair and the homography between them:
 
@@ -53,7 +53,7 @@ from torch import nn
 from superpoint_ros.frontend.postprocess import sample_descriptors
 from superpoint_ros.model.superpoint import CELL
 
-from . import LOSSES
+from . import DESCRIPTOR_LOSSES
 from .detector import valid_cells
 
 
@@ -117,17 +117,20 @@ def _scalars(loss: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, **extra):
 
 
 class _DenseBase(nn.Module):
-    """All cell pairs of the two maps (the paper's formulation); subclasses normalise."""
+    """All cell pairs of the two maps (the paper's formulation); subclasses normalise.
+    ``lambda_d`` (weight of the positive term) defaults to the subclass's ``default_lambda_d``."""
+
+    default_lambda_d = 1.0
 
     def __init__(
         self,
-        lambda_d: float,
+        lambda_d: float | None = None,
         positive_margin: float = 1.0,
         negative_margin: float = 0.2,
         positive_radius: float = 8.0,
     ):
         super().__init__()
-        self.lambda_d = lambda_d
+        self.lambda_d = self.default_lambda_d if lambda_d is None else lambda_d
         self.positive_margin = positive_margin
         self.negative_margin = negative_margin
         self.positive_radius = positive_radius
@@ -150,18 +153,12 @@ class _DenseBase(nn.Module):
         return pos, neg, s, m0[:, :, None] & m1[:, None, :]
 
 
-@LOSSES.register("dense")
+@DESCRIPTOR_LOSSES.register("dense")
 class DenseDescriptorLoss(_DenseBase):
     """The paper's hinge over all cell pairs, averaged over the valid pairs (module doc)."""
 
-    def __init__(
-        self,
-        lambda_d: float = 250.0,
-        positive_margin: float = 1.0,
-        negative_margin: float = 0.2,
-        positive_radius: float = 8.0,
-    ):
-        super().__init__(lambda_d, positive_margin, negative_margin, positive_radius)
+    default_lambda_d = 250.0  # the paper's
+    default_lambda = 1e-4  # the paper's weight against the detector loss (lambda_d = 250 inside)
 
     def forward(self, desc0, desc1, H_0to1, valid0=None, valid1=None, generator=None):
         pos, neg, s, mask = self.terms(desc0, desc1, H_0to1, valid0, valid1)
@@ -172,19 +169,10 @@ class DenseDescriptorLoss(_DenseBase):
         return loss, _scalars(loss, positive, negative, positive_fraction=(s & mask).sum() / count)
 
 
-@LOSSES.register("dense_normalized")
+@DESCRIPTOR_LOSSES.register("dense_normalized")
 class DenseNormalizedDescriptorLoss(_DenseBase):
     """The hinge over all cell pairs, positive and negative terms each averaged over its own
     pairs (module doc)."""
-
-    def __init__(
-        self,
-        lambda_d: float = 1.0,
-        positive_margin: float = 1.0,
-        negative_margin: float = 0.2,
-        positive_radius: float = 8.0,
-    ):
-        super().__init__(lambda_d, positive_margin, negative_margin, positive_radius)
 
     def forward(self, desc0, desc1, H_0to1, valid0=None, valid1=None, generator=None):
         pos, neg, s, mask = self.terms(desc0, desc1, H_0to1, valid0, valid1)
@@ -232,7 +220,7 @@ def sample_correspondences(
     return {"anchor": anchor, "positive": positive, "points1": points1, "valid": valid}
 
 
-@LOSSES.register("sparse")
+@DESCRIPTOR_LOSSES.register("sparse")
 class SparseDescriptorLoss(nn.Module):
     """Sampled correspondences with sampled negatives, the dense hinges on them (module doc)."""
 
@@ -285,7 +273,7 @@ class SparseDescriptorLoss(nn.Module):
         return loss, _scalars(loss, positive, negative)
 
 
-@LOSSES.register("triplet")
+@DESCRIPTOR_LOSSES.register("triplet")
 class TripletDescriptorLoss(nn.Module):
     """Hardest-in-batch triplet margin loss on sampled correspondences (module doc)."""
 
@@ -330,6 +318,3 @@ class TripletDescriptorLoss(nn.Module):
         loss = _masked_mean(hinge, has_neg)
         negative = _masked_mean(hardest, has_neg)
         return loss, _scalars(loss, positive, negative)
-
-
-DESCRIPTOR_LOSSES = ("dense", "dense_normalized", "sparse", "triplet", "infonce")  # infonce.py

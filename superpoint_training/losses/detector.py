@@ -26,7 +26,7 @@ from torch import nn
 
 from superpoint_ros.model.superpoint import CELL
 
-from . import LOSSES
+from . import DETECTOR_LOSSES
 
 DUSTBIN = CELL * CELL  # class index of "no keypoint in this cell"
 TIE_BREAKS = ("random", "first")
@@ -99,7 +99,7 @@ def detector_cross_entropy(
     return (ce * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-@LOSSES.register("detector")
+@DETECTOR_LOSSES.register("detector")
 class DetectorLoss(nn.Module):
     """The paper's detector loss from a keypoint map (see the module docstring).
 

@@ -1,4 +1,4 @@
-"""A contrastive (InfoNCE) descriptor loss for step 4: ``get_loss("infonce")``.
+"""A contrastive (InfoNCE) descriptor loss for step 4: ``get_descriptor_loss("infonce")``.
 
 Same interface as the losses of ``losses.descriptor`` (``forward(desc0, desc1, H_0to1, valid0,
 valid1, generator) -> (loss, scalars)``). ``num_samples`` correspondences are drawn per pair
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import LOSSES
+from . import DESCRIPTOR_LOSSES
 from .descriptor import sample_correspondences
 
 
@@ -60,7 +60,7 @@ def info_nce(
     return loss
 
 
-@LOSSES.register("infonce")
+@DESCRIPTOR_LOSSES.register("infonce")
 class InfoNCEDescriptorLoss(nn.Module):
     """Contrastive loss over sampled correspondences (module doc)."""
 

@@ -9,10 +9,11 @@ labels warped with it) and minimises, as the paper does (eq. 1),
     L = L_det(X, Y) + L_det(X', Y') + lambda * L_desc(D, D', H)
 
 with the detector loss of ``losses.detector`` on both images (``loss.detector``) and the
-descriptor loss named ``loss.descriptor`` (``dense`` | ``dense_normalized`` | ``sparse`` |
-``triplet``, ``losses.descriptor``), whose positive and negative terms are logged separately.
-``lambda`` (``loss.lambda_descriptor``) defaults per loss: the paper's 1e-4 for ``dense`` (its
-``lambda_d = 250`` inside), 1 for the others (their terms are means of order one). Adam being
+descriptor loss named ``loss.descriptor`` (a name in ``losses.DESCRIPTOR_LOSSES``: ``dense`` |
+``dense_normalized`` | ``sparse`` | ``triplet`` | ``infonce``), whose positive and negative
+terms are logged separately. ``lambda`` (``loss.lambda_descriptor``) defaults per loss (its
+``default_lambda``): the paper's 1e-4 for ``dense`` (its ``lambda_d = 250`` inside), 1 for the
+others (their terms are means of order one). Adam being
 invariant to the scale of a parameter's gradient, ``lambda`` only weighs the two losses' pull on
 the shared encoder. The backbone is ``model.backbone`` (``vgg`` | ``vgg_bn`` | ``mobile``...),
 ``model.descriptor_dim = 0`` trains the detector alone (MagicPoint on real images: what
@@ -23,8 +24,9 @@ Validation (every ``train.val_every`` steps and at the end, ``SuperPointValidati
 images (``data.val_fraction``) warped by fixed homographies, and on the real sequences of
 ``eval.sequences`` (HPatches/Oxford layouts): detector precision/recall/mAP against the warped
 pseudo labels (``evaluation.detection``), descriptor matching accuracy (mutual nearest
-neighbours correct within ``eval.distance_thresh`` px), and homography accuracy (OpenCV RANSAC,
-mean corner error <= eps, ``evaluation.metrics``). Scalars go to TensorBoard and
+neighbours correct within ``eval.correct_distance`` px), and homography accuracy (OpenCV RANSAC,
+mean corner error <= ``eval.eps``), both per pair by the offline evaluation's
+``evaluation.pair_metrics.matching_metrics``. Scalars go to TensorBoard and
 ``metrics.jsonl``; the PR curve to ``<run>/eval/pr_step_<step>.png`` and TensorBoard.
 
 Checkpoints use the trainer's format, with the ``center`` descriptor-sampling convention the
@@ -41,21 +43,36 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from superpoint_ros.devices import resolve_device
 from superpoint_ros.errors import ConfigError
+from superpoint_ros.frontend.config import FrontendConfig
 from superpoint_ros.frontend.conventions import DEFAULT_CONVENTIONS
+from superpoint_ros.frontend.postprocess import SuperPointFrontendModule
+from superpoint_ros.matching import MatchConfig, match_descriptors
+from superpoint_ros.model.backbones import BACKBONES
 from superpoint_ros.model.superpoint import CELL, ModelConfig, SuperPointNet
 from superpoint_ros.model.weights import build_model, load_weights
 
 from ..config import to_dict
 from ..data.pairs import PairDataset, PairsConfig, split_names
 from ..data.synthetic.dataset import collate, worker_init
-from ..losses import get_loss
+from ..evaluation.datasets import find_sequences, iter_pairs
+from ..evaluation.detection import (
+    DetectionEvalConfig,
+    log_to_tensorboard,
+    pr_curve,
+    predict_model,
+    save_pr_plot,
+)
+from ..evaluation.metrics import eps_key
+from ..evaluation.pair_metrics import matching_metrics
+from ..labels.store import LabelStore
+from ..losses import default_lambda, get_descriptor_loss, get_detector_loss, loss_names
 from .loop import StepContext, Trainer
 from .loop_config import TrainerConfig
 from .runs import begin_run, record_run
@@ -66,9 +83,6 @@ log = logging.getLogger(__name__)
 STAGE = "superpoint"
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = str(REPO / "config" / "train" / "superpoint.yaml")
-DESCRIPTOR_LAMBDA = {
-    "dense": 1e-4, "dense_normalized": 1.0, "sparse": 1.0, "triplet": 1.0, "infonce": 1.0,
-}  # fmt: skip
 CONVENTIONS = {**DEFAULT_CONVENTIONS, "descriptor_sampling": "center"}
 
 
@@ -76,33 +90,41 @@ CONVENTIONS = {**DEFAULT_CONVENTIONS, "descriptor_sampling": "center"}
 class SuperPointLossConfig:
     """The step-4 loss (``loss.*``)."""
 
-    detector: str = "detector"  # detector loss, a name in superpoint_training.losses.LOSSES
+    detector: str = "detector"  # a name in superpoint_training.losses.DETECTOR_LOSSES
     tie_break: str = "random"  # several labels in one cell: random | first
-    descriptor: str = "dense"  # dense | dense_normalized | sparse | triplet | infonce (--loss)
+    descriptor: str = "dense"  # a name in superpoint_training.losses.DESCRIPTOR_LOSSES (--loss)
     descriptor_args: dict[str, Any] = field(default_factory=dict)  # that loss's keyword args
     lambda_descriptor: float | None = None  # weight of the descriptor loss (None: per loss)
 
     def weight(self) -> float:
+        """``lambda_descriptor``, or the descriptor loss's own ``default_lambda``."""
         if self.lambda_descriptor is not None:
             return self.lambda_descriptor
-        return DESCRIPTOR_LAMBDA.get(self.descriptor, 1.0)
+        return default_lambda(self.descriptor)
 
 
 @dataclass
 class SuperPointEvalConfig:
     """Validation (``eval.*``; changing it never changes training, so resuming allows it)."""
 
+    # the evaluation protocol's names (superpoint_training.evaluation.protocol); the old ones
+    # still load from YAMLs and checkpoints (superpoint_training.config.migrate_keys)
+    renamed_keys: ClassVar[dict[str, str]] = {
+        "distance_thresh": "correct_distance",
+        "homography_eps": "eps",
+    }
+
     pairs_per_image: int = 2  # warped pairs per held-out image
     max_pairs: int = 64  # at most this many held-out pairs
     seed: int = 20180331  # homographies of the held-out pairs (fixed across runs)
-    distance_thresh: float = 3.0  # a detection or a match is correct within this (px)
+    correct_distance: float = 3.0  # a detection or a match is correct within this (px)
     nms_radius: int = 4  # NMS radius of the detections (px)
     detection_threshold: float = 0.015  # probability above which a point counts as detected
     min_score: float = 0.001  # lowest probability on the PR curve
     max_keypoints: int = 1000  # points per image for matching and homographies
     border: int = 4  # drop detections this close to the edge (px)
     ransac_threshold: float = 3.0  # OpenCV RANSAC reprojection threshold (px)
-    homography_eps: tuple[float, ...] = (1.0, 3.0, 5.0)  # correct homography thresholds (px)
+    eps: tuple[float, ...] = (1.0, 3.0, 5.0)  # px: homography correct at mean corner error <= eps
     sequences: tuple[str, ...] = ()  # HPatches/Oxford sequence folders (or folders of them)
     sequence_size: tuple[int, int] = (480, 640)  # (h, w) sequence images are stretched to
 
@@ -125,15 +147,17 @@ class SuperPointTrainConfig:
 
 
 def check_config(conf: SuperPointTrainConfig) -> None:
-    from ..losses import LOSSES
-    from ..losses.descriptor import DESCRIPTOR_LOSSES
-
-    get_loss(conf.loss.detector)  # registers the built-in losses; unknown names list them
-    if conf.model.descriptor_dim > 0 and conf.loss.descriptor not in DESCRIPTOR_LOSSES:
-        valid = ", ".join(n for n in LOSSES.names() if n in DESCRIPTOR_LOSSES)
-        raise ConfigError(f"unknown loss.descriptor {conf.loss.descriptor!r}; valid: {valid}")
-    from superpoint_ros.model.backbones import BACKBONES
-
+    """The names in ``conf`` are registered (losses, backbone), ``descriptor_dim >= 0``."""
+    if conf.loss.detector not in loss_names("detector"):
+        raise ConfigError(
+            f"unknown detector loss {conf.loss.detector!r} (loss.detector); valid: "
+            + ", ".join(loss_names("detector"))
+        )
+    if conf.model.descriptor_dim > 0 and conf.loss.descriptor not in loss_names("descriptor"):
+        raise ConfigError(
+            f"unknown descriptor loss {conf.loss.descriptor!r} (loss.descriptor, --loss); "
+            "valid: " + ", ".join(loss_names("descriptor"))
+        )
     if conf.model.backbone not in BACKBONES:
         raise ConfigError(
             f"unknown model.backbone {conf.model.backbone!r}; valid: "
@@ -211,9 +235,8 @@ class SuperPointValidation:
         return f"{n} held-out pair{'s' * (n != 1)} of {m} image{'s' * (m != 1)}"
 
     def sequence_pairs(self) -> list[dict[str, Any]]:
+        """The pairs of ``eval.sequences`` at ``eval.sequence_size``, read once."""
         if self._sequences is None:
-            from ..evaluation.datasets import find_sequences, iter_pairs
-
             self._sequences = []
             if self.conf.eval.sequences:
                 for seq in find_sequences(list(self.conf.eval.sequences)):
@@ -222,8 +245,6 @@ class SuperPointValidation:
 
     def evaluate(self, model: torch.nn.Module, device) -> tuple[dict[str, float], Any]:
         """``(scalars, DetectionResult or None)`` for ``model`` (eval mode, no grad)."""
-        from ..evaluation.detection import DetectionEvalConfig, pr_curve, predict_model
-
         e = self.conf.eval
         out: dict[str, float] = {}
         detection = None
@@ -232,11 +253,11 @@ class SuperPointValidation:
             images = [p[k][None].astype(np.float32) for p in pairs for k in ("image0", "image1")]
             truth = [p[k] for p in pairs for k in ("keypoints0", "keypoints1")]
             det_conf = DetectionEvalConfig(
-                distance_thresh=e.distance_thresh, nms_radius=e.nms_radius, border=e.border,
+                correct_distance=e.correct_distance, nms_radius=e.nms_radius, border=e.border,
                 min_score=e.min_score, max_keypoints=0, batch_size=8, classical=(),
             )  # fmt: skip
             dets = predict_model(model, images, det_conf, device)
-            detection = pr_curve("superpoint", dets, truth, e.distance_thresh)
+            detection = pr_curve("superpoint", dets, truth, e.correct_distance)
             out["detector_mAP"] = detection.average_precision
             out["detector_best_f1"] = detection.best_f1
             p, r = _precision_recall_at(detection, e.detection_threshold)
@@ -247,7 +268,7 @@ class SuperPointValidation:
                     self._match_pair(model, device, p["image0"], p["image1"], p["H_0to1"])
                     for p in pairs
                 ]
-                out.update(_summarise_matches(stats, e.homography_eps, "val"))
+                out.update(_summarise_matches(stats, e.eps, "val"))
             seq = self.sequence_pairs()
             if seq:
                 stats = [
@@ -256,18 +277,13 @@ class SuperPointValidation:
                     )
                     for p in seq
                 ]
-                out.update(_summarise_matches(stats, e.homography_eps, "seq"))
+                out.update(_summarise_matches(stats, e.eps, "seq"))
         self.last_detection = detection
         return out, detection
 
     def _match_pair(self, model, device, image0, image1, H) -> dict[str, Any]:
-        from superpoint_ros.frontend.config import FrontendConfig
-        from superpoint_ros.frontend.postprocess import SuperPointFrontendModule
-        from superpoint_ros.geometry import warp_points
-        from superpoint_ros.matching import MatchConfig, match_descriptors
-
-        from ..evaluation.metrics import corner_error, estimate_homography
-
+        """One pair's record (``pair_metrics.matching_metrics``) of ``model``'s points and
+        mutual-nearest-neighbour matches (``eval.*`` detection settings)."""
         e = self.conf.eval
         fe = SuperPointFrontendModule(
             model,
@@ -284,22 +300,18 @@ class SuperPointValidation:
         k0, d0 = kpts[0][scores[0] > 0], desc[0][scores[0] > 0]
         k1, d1 = kpts[1][scores[1] > 0], desc[1][scores[1] > 0]
         matches, _ = match_descriptors(d0, d1, MatchConfig(mutual=True))
-        m0, m1 = k0[matches[:, 0]], k1[matches[:, 1]]
-        if len(matches):
-            err = np.linalg.norm(warp_points(m0, H) - m1, axis=1)
-            correct = int((err <= e.distance_thresh).sum())
-        else:
-            correct = 0
-        H_est, _ = estimate_homography(m0, m1, e.ransac_threshold)
-        return {
-            "matches": len(matches),
-            "correct": correct,
-            "corner_error": corner_error(H_est, H, tuple(np.shape(image0)[:2])),
-        }
+        return matching_metrics(
+            k0,
+            k1,
+            matches,
+            H,
+            tuple(np.shape(image0)[:2]),
+            e.correct_distance,
+            e.eps,
+            threshold=e.ransac_threshold,
+        )
 
     def __call__(self, model: torch.nn.Module, ctx: StepContext) -> dict[str, float]:
-        from ..evaluation.detection import log_to_tensorboard, save_pr_plot
-
         scalars, detection = self.evaluate(model, ctx.device)
         if detection is not None and ctx.is_main:
             log_to_tensorboard(ctx.writer, {"superpoint": detection}, ctx.step)
@@ -334,15 +346,18 @@ def _precision_recall_at(result, threshold: float) -> tuple[float, float]:
 
 
 def _summarise_matches(stats: list[dict], eps: Sequence[float], prefix: str) -> dict[str, float]:
+    """Scalars of pair records (``matching_metrics``): the fraction of correct matches over
+    all pairs, matches per pair, and the fraction of pairs whose homography is correct at each
+    ``eps``."""
     matches = sum(s["matches"] for s in stats)
-    correct = sum(s["correct"] for s in stats)
+    correct = sum(s["correct_matches"] for s in stats)
     out = {
         f"{prefix}_matching_accuracy": correct / matches if matches else 0.0,
         f"{prefix}_matches_per_pair": matches / max(1, len(stats)),
     }
-    errors = np.array([s["corner_error"] for s in stats], np.float64)
     for e in eps:
-        out[f"{prefix}_homography_acc_{e:g}"] = float(np.mean(errors <= e)) if len(errors) else 0.0
+        hits = [s["correct"][eps_key(e)] for s in stats]
+        out[f"{prefix}_homography_acc_{e:g}"] = float(np.mean(hits)) if hits else 0.0
     return out
 
 
@@ -351,8 +366,6 @@ def _summarise_matches(stats: list[dict], eps: Sequence[float], prefix: str) -> 
 
 
 def _datasets(conf: SuperPointTrainConfig) -> tuple[PairDataset, list[str]]:
-    from ..labels.store import LabelStore
-
     if not conf.data.labels:
         raise ConfigError("data.labels (--labels) is not set: the label store to train on")
     store = LabelStore(conf.data.labels)
@@ -366,11 +379,11 @@ def _datasets(conf: SuperPointTrainConfig) -> tuple[PairDataset, list[str]]:
 
 def make_step_fn(conf: SuperPointTrainConfig) -> Callable:
     """The loss of one batch: ``step_fn(model, batch, ctx) -> (loss, scalars)``."""
-    det_loss = get_loss(conf.loss.detector, tie_break=conf.loss.tie_break)
+    det_loss = get_detector_loss(conf.loss.detector, tie_break=conf.loss.tie_break)
     desc_loss = None
     if conf.model.descriptor_dim > 0:
         try:
-            desc_loss = get_loss(conf.loss.descriptor, **conf.loss.descriptor_args)
+            desc_loss = get_descriptor_loss(conf.loss.descriptor, **conf.loss.descriptor_args)
         except TypeError as exc:
             raise ConfigError(f"loss.descriptor_args: {exc}") from None
     weight = conf.loss.weight()
@@ -451,8 +464,6 @@ def evaluate_superpoint(
     """Validate trained ``weights`` on ``conf``'s held-out pairs and sequences; writes
     ``superpoint_eval.json`` and the PR curve into ``output_dir``; returns ``{"metrics":
     {name: value}, "detection": DetectionResult or None}``."""
-    from ..evaluation.detection import save_pr_plot
-
     dev = resolve_device(device)
     model = build_model(load_weights(weights)).to(dev)
     _, val_names = split_names(_store_names(conf), conf.data.val_fraction)
@@ -478,8 +489,6 @@ def _evaluate_for_cli(weights, conf: SuperPointTrainConfig, output_dir, device: 
 
 
 def _store_names(conf: SuperPointTrainConfig) -> list[str]:
-    from ..labels.store import LabelStore
-
     if not conf.data.labels:
         raise ConfigError("data.labels (--labels) is not set")
     return LabelStore(conf.data.labels).names
@@ -501,9 +510,9 @@ STAGES.add(
             "--labels": ("data.labels", "label store of superpoint export-labels"),
             "--loss": (
                 "loss.descriptor",
-                "descriptor loss: dense|dense_normalized|sparse|triplet|infonce",
+                "descriptor loss: " + "|".join(loss_names("descriptor")),
             ),
-            "--backbone": ("model.backbone", "encoder: vgg|vgg_bn|mobile"),
+            "--backbone": ("model.backbone", "encoder: " + "|".join(BACKBONES.names())),
             "--init-weights": ("init_weights", "start from these weights (e.g. MagicPoint)"),
         },
         repeatable=("--images",),
