@@ -25,6 +25,7 @@ from superpoint_training.deploy.calibration import (
     names_sha256,
     select_calibration_images,
     spread,
+    stride_for,
 )
 
 onnx = pytest.importorskip("onnx")
@@ -100,6 +101,15 @@ def test_calibration_reader_prepares_as_the_frontend(tmp_path):
     assert reader.get_next() is None
     reader.rewind()
     assert reader.get_next() is not None
+
+
+def test_calibration_in_strides_of_a_divisor(tmp_path):
+    """ONNX Runtime calibrates in strides that must divide the count; memory holds one."""
+    assert [stride_for(n, 4) for n in (100, 7, 6, 2, 1, 9)] == [4, 1, 3, 2, 1, 3]
+    _touch_images(tmp_path, [f"{i}.png" for i in range(5)])
+    reader = CalibrationImages(sorted(tmp_path.glob("*.png")), (16, 24))
+    reader.set_range(start_index=3, end_index=8)
+    assert [reader.get_next() is not None for _ in range(3)] == [True, True, False]
 
 
 # ------------------------------------------------------------------ models and photos

@@ -40,11 +40,14 @@ from superpoint_ros.errors import ConfigError, InputError
 from superpoint_ros.frontend.metadata import META_PREFIX, file_sha256
 from superpoint_ros.onnx_graph import network_nodes, network_outputs
 
+from .calibration import stride_for
+
 log = logging.getLogger(__name__)
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 DEFAULT_METHOD = "minmax"
+CALIBRATION_STRIDE = 4  # images held at once during calibration (see calibration.stride_for)
 
 
 @dataclass(frozen=True)
@@ -229,7 +232,7 @@ def check_source(model: onnx.ModelProto, path: Path) -> dict[str, str]:
     return meta
 
 
-def _ort_options(target: Target, method: str) -> dict[str, Any]:
+def _ort_options(target: Target, method: str, stride: int) -> dict[str, Any]:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
 
     methods = {
@@ -254,6 +257,8 @@ def _ort_options(target: Target, method: str) -> dict[str, Any]:
             "WeightSymmetric": True,
             "AddQDQPairToWeight": target.float_weights,
             "QuantizeBias": target.quantize_bias,
+            # Calibrate ``stride`` images at a time: memory stays bounded whatever the count.
+            "CalibStridedMinMax": stride,
         },
     }
 
@@ -274,7 +279,7 @@ def quantize_frontend(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     tgt = get_target(target)
-    options = _ort_options(tgt, method)
+    options = _ort_options(tgt, method, stride_for(len(reader), CALIBRATION_STRIDE))
     source, output = Path(source), Path(output)
     try:
         model = onnx.load(str(source))
