@@ -209,6 +209,8 @@ def test_precision_rules_are_one_line_errors(peaky_weights):
         load_frontend(peaky_weights, "onnxruntime", precision="int4")
     with pytest.raises(ConfigError, match="ONNX Runtime runs an .onnx at the precision"):
         load_frontend(peaky_weights, "onnxruntime", precision="fp16")
+    with pytest.raises(ConfigError, match="int8 asked for, but this .onnx is an fp32 export"):
+        load_frontend(peaky_weights, "onnxruntime", precision="int8")
     with pytest.raises(ConfigError, match="fp16 runs on a CUDA device"):
         load_frontend(peaky_weights, "torch", device="cpu", fp16=True)  # the older spelling
     with pytest.raises(ConfigError, match="torch backend runs fp32 or fp16"):

@@ -53,13 +53,19 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def check_file_precision(runtime: str, precision: str) -> None:
+def check_file_precision(runtime: str, precision: str, file_precision: str | None = None) -> None:
     """For backends that run an ``.onnx`` at the precision it was exported or quantised in
-    (an FP32 export, an INT8 model from ``superpoint quantize``): fp16 is refused in one line."""
+    (an FP32 export, an INT8 model from ``superpoint quantize``): fp16 is refused in one line,
+    and so is int8 for a file (``file_precision`` from its metadata, when known) that is not."""
     if precision == "fp16":
         raise ConfigError(
             f"{runtime} runs an .onnx at the precision it was exported in; fp16 needs "
             "--backend tensorrt (or torch on CUDA), int8 a model from superpoint quantize"
+        )
+    if precision == "int8" and file_precision not in (None, "int8"):
+        raise ConfigError(
+            f"int8 asked for, but this .onnx is an {file_precision} export; make an INT8 model "
+            "with: superpoint quantize --onnx MODEL.onnx --calib DIR -o MODEL.int8.onnx"
         )
 
 

@@ -48,6 +48,7 @@ def read_onnx_info(session) -> BackendInfo:
         FrontendConfig.from_dict(_tuple_resize(meta["frontend_config"])),
         int(meta.get("descriptor_dim", 0)),
         meta.get("conventions", {}),
+        {"precision": meta.get("precision", "fp32")},  # "int8" from superpoint quantize
     )
 
 
@@ -100,7 +101,9 @@ class OnnxRuntimeBackend(Backend):
     @classmethod
     def open(cls, source: Path, options: BackendOptions) -> OnnxRuntimeBackend:
         check_file_precision("ONNX Runtime", options.precision)
-        return cls(source, threads=options.threads)
+        backend = cls(source, threads=options.threads)
+        check_file_precision("ONNX Runtime", options.precision, backend.info.details["precision"])
+        return backend
 
     def __init__(
         self,
@@ -129,7 +132,7 @@ class OnnxRuntimeBackend(Backend):
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.info = read_onnx_info(self.session)
         check_frontend_graph(self.session, self.info.descriptor_dim, onnx_path)
-        self.info.details = {"providers": self.session.get_providers(), "path": str(onnx_path)}
+        self.info.details.update(providers=self.session.get_providers(), path=str(onnx_path))
 
     def infer(self, image: np.ndarray) -> dict[str, np.ndarray]:
         values = self.session.run(None, {"image": image})
