@@ -72,7 +72,8 @@ def test_parameter_table_matches_the_yaml_and_parses_to_defaults():
     assert cfg.match.mutual and cfg.match.ratio is None and cfg.match.max_distance is None
     assert cfg.frontend.max_keypoints == 1000 and cfg.frontend.nms_radius == 4
     assert cfg.qos_reliability == "best_effort" and cfg.qos_depth == 1
-    assert cfg.precision == "fp32" and cfg.notes == ()
+    assert cfg.precision == "fp32" and cfg.notes == () and not cfg.rebuild_engine
+    assert parse_node_config({"rebuild_engine": True}).rebuild_engine
     for spec in PARAMETERS:
         assert spec.description.strip(), spec.name
         assert isinstance(spec.default, (bool, int, float, str))

@@ -74,6 +74,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("fp16", False, "Deprecated: true is precision fp16 (kept for old parameter files)."),
     ParamSpec(
+        "rebuild_engine",
+        False,
+        "TensorRT engine given as weights whose record does not match this machine (TensorRT "
+        "version, GPU, ONNX, precision): rebuild it from the .onnx it names instead of refusing "
+        "to start (the refusal gives the superpoint build-engine command).",
+    ),
+    ParamSpec(
         "cache_dir",
         "",
         "Folder for exported ONNX files and TensorRT engines; empty = ~/.cache/superpoint_ros.",
@@ -190,6 +197,7 @@ class NodeConfig:
     weights: str | None  # None = the packaged default model
     backend: str
     precision: str  # fp32 | fp16 | int8, for what the node builds itself
+    rebuild_engine: bool  # rebuild a mismatched .engine instead of refusing it
     cache_dir: str | None
     threads: int
     frontend: FrontendConfig  # max_keypoints, nms_radius, detection_threshold, border, ...
@@ -249,6 +257,7 @@ def parse_node_config(values: Mapping[str, Any]) -> NodeConfig:
         weights=v["weights"] or None,
         backend=v["backend"],
         precision=precision,
+        rebuild_engine=v["rebuild_engine"],
         cache_dir=v["cache_dir"] or None,
         threads=v["threads"],
         frontend=frontend,

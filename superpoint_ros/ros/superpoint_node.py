@@ -148,6 +148,7 @@ class SuperPointNode(Node):
             cfg.backend,
             cfg.frontend_overrides(),
             precision=cfg.precision,
+            rebuild_engine=cfg.rebuild_engine,
             cache_dir=cfg.cache_dir,
             threads=cfg.threads,
         )
