@@ -21,7 +21,7 @@ from superpoint_ros.errors import ConfigError
 from superpoint_training.benchmark import machine
 from superpoint_training.benchmark.plan import Environment, Model, parse_models, skip_reason
 from superpoint_training.benchmark.plot import pareto
-from superpoint_training.benchmark.quantized import int8_unavailable_reason, onnx_precision
+from superpoint_training.benchmark.quantized import int8_unavailable_reason, model_precision
 from superpoint_training.benchmark.report import grouped, render, results_table
 from superpoint_training.benchmark.variants import VARIANTS, parse_sizes, parse_variants
 
@@ -150,7 +150,7 @@ READY = Environment(backends={"torch": None, "onnxruntime": None, "tensorrt": No
         ("m.pt", "torch", READY, None),
         ("m.onnx", "torch", READY, "torch runs a weights file (.pt/.pth/.tar), not an .onnx"),
         ("m.engine", "onnxruntime", READY, "a TensorRT .engine runs only on the tensorrt"),
-        ("m.engine", "tensorrt-fp16", READY, "an .engine's precision was fixed when it was"),
+        ("m.engine", "tensorrt-fp16", READY, "m.engine was built fp32: its row is tensorrt (pass"),
         ("m.engine", "tensorrt", READY, None),
         ("m.pt", "torch-fp16", Environment(backends=READY.backends, cuda=False),
          "torch-fp16: half precision needs a CUDA GPU (none here)"),
@@ -165,6 +165,26 @@ READY = Environment(backends={"torch": None, "onnxruntime": None, "tensorrt": No
 def test_skip_reasons(path, variant, env, reason):
     got = skip_reason(Model.from_path("m", path), VARIANTS.get(variant), env)
     assert got == reason if reason is None else got.startswith(reason)
+
+
+def test_an_engine_runs_in_the_row_of_its_recorded_precision(tmp_path):
+    """An engine's precision is read from the record build-engine writes beside it; without a
+    record it counts as fp32 (and its row fails with the backend's "no record" line)."""
+    from superpoint_ros.backends.tensorrt_record import EngineRecord, write_record
+
+    engine = tmp_path / "sp.engine"
+    engine.write_bytes(b"engine bytes")
+    assert model_precision(engine) == "fp32"
+    record = EngineRecord("10.3.0", "Orin", "0" * 64, "sp.onnx", "fp16", "builder flag",
+                          ((64, 64), (480, 640), (480, 640)))  # fmt: skip
+    write_record(engine, record)
+    model = Model.from_path("sp", engine, model_precision(engine))
+    assert model.precision == "fp16"
+    assert skip_reason(model, VARIANTS.get("tensorrt-fp16"), READY) is None
+    assert skip_reason(model, VARIANTS.get("tensorrt"), READY) == (
+        "sp.engine was built fp16: its row is tensorrt-fp16 (pass the .onnx to build each "
+        "precision)"
+    )
 
 
 def test_an_int8_onnx_runs_only_as_int8():
@@ -319,8 +339,8 @@ def test_matrix_int8_row_runs_the_quantised_model(matrix, workdir):
     assert row["status"] == "ok", row
     assert row["file"] == str(out / "models" / "tiny.int8-cpu.onnx")
     assert (
-        onnx_precision(row["file"]) == "int8"
-        and onnx_precision(out / "models" / "tiny.onnx") == "fp32"
+        model_precision(row["file"]) == "int8"
+        and model_precision(out / "models" / "tiny.onnx") == "fp32"
     )
     assert row["p50_ms"] > 0 and row["torch_imported"] is False
     broken = next(

@@ -21,8 +21,8 @@ from .variants import Variant
 @dataclass(frozen=True)
 class Model:
     """A model of the matrix: its label in the report, its file, its kind (``torch`` for a
-    weights file, ``onnx``, ``engine``) and the precision of an ``.onnx`` already quantised
-    (``int8``; else ``fp32``)."""
+    weights file, ``onnx``, ``engine``) and the precision the file carries (an ``.onnx``
+    already quantised: ``int8``; an engine: its recorded one; else ``fp32``)."""
 
     label: str
     path: Path
@@ -87,10 +87,11 @@ def skip_reason(model: Model, variant: Variant, env: Environment) -> str | None:
     if model.kind == "engine":
         if variant.backend != "tensorrt":
             return "a TensorRT .engine runs only on the tensorrt variants"
-        if variant.name != "tensorrt":
+        if variant.precision != model.precision:
+            row = "tensorrt" + ("" if model.precision == "fp32" else f"-{model.precision}")
             return (
-                "an .engine's precision was fixed when it was built: its row is the "
-                "'tensorrt' variant (pass the .onnx to build each precision)"
+                f"{model.path.name} was built {model.precision}: its row is {row} (pass the "
+                ".onnx to build each precision)"
             )
         return None
     if variant.backend == "torch":

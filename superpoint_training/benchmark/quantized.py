@@ -1,11 +1,14 @@
-"""INT8 models for the matrix: whether ``superpoint quantize`` can make them here, and telling
-an ``.onnx`` that is already quantised from a float one (its ``superpoint_ros.*`` metadata)."""
+"""INT8 models for the matrix: whether ``superpoint quantize`` can make them here, and the
+precision a model file already carries (an ``.onnx``'s ``superpoint_ros.*`` metadata, an
+``.engine``'s record)."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
+from superpoint_ros.backends.tensorrt_record import read_record
+from superpoint_ros.errors import BackendUnavailable
 from superpoint_ros.frontend.metadata import META_PREFIX
 
 QUANTIZE_COMMAND = "superpoint_training.cli.quantize"
@@ -22,10 +25,17 @@ def int8_unavailable_reason(calib: str | Path | None) -> str | None:
     return None
 
 
-def onnx_precision(path: str | Path) -> str:
-    """``int8`` for an .onnx whose metadata says it was quantised, else ``fp32`` (also for a
-    file that is not an .onnx or cannot be read: its row fails with the loader's reason)."""
-    if Path(path).suffix.lower() != ".onnx":
+def model_precision(path: str | Path) -> str:
+    """``int8`` for an .onnx whose metadata says it was quantised, an engine's recorded
+    precision (``superpoint build-engine``'s record beside it), else ``fp32`` (also for a file
+    that cannot be read: its row fails with the loader's reason)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".engine", ".plan", ".trt"):
+        try:
+            return read_record(path).precision
+        except BackendUnavailable:
+            return "fp32"
+    if suffix != ".onnx":
         return "fp32"
     try:
         import onnx

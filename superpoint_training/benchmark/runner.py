@@ -29,7 +29,7 @@ from . import machine
 from .accuracy import row_protocol
 from .models import ModelFiles
 from .plan import Environment, Model, skip_reason
-from .quantized import int8_unavailable_reason, onnx_precision
+from .quantized import int8_unavailable_reason, model_precision
 from .variants import Variant
 
 MATRIX_FORMAT = "superpoint_ros.benchmark_matrix.v1"
@@ -102,7 +102,9 @@ def run_matrix(
     protocol = row_protocol(request.sizes[0])
     settings = frontend_settings(protocol)
     files = ModelFiles(out_dir / "models", settings, request.calib, request.calib_count)
-    models = [Model.from_path(label, path, onnx_precision(path)) for label, path in request.models]
+    models = [
+        Model.from_path(label, path, model_precision(path)) for label, path in request.models
+    ]
     rows: list[dict[str, Any]] = []
     total = len(models) * len(request.variants) * len(request.sizes)
     for model in models:
