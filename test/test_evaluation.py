@@ -32,12 +32,21 @@ from superpoint_training.evaluation.extraction import (
     save_npz,
 )
 from superpoint_training.evaluation.figures import match_figure
-from superpoint_training.evaluation.methods import OrbMethod, get_method
-from superpoint_training.evaluation.pair_metrics import sequence_records
-from superpoint_training.evaluation.pipeline import evaluate
+from superpoint_training.evaluation.methods import (
+    FrontendMethod,
+    OrbMethod,
+    frontend_settings,
+    get_method,
+)
+from superpoint_training.evaluation.pair_metrics import (
+    evaluate_pair,
+    public_record,
+    sequence_records,
+)
+from superpoint_training.evaluation.pipeline import evaluate, evaluate_frontend
 from superpoint_training.evaluation.protocol import Protocol
 from superpoint_training.evaluation.report import build_report, write_report
-from superpoint_training.evaluation.results import method_result, method_timing
+from superpoint_training.evaluation.results import json_float, method_result, method_timing
 
 SMALL = Protocol(
     rep_size=(96, 128), hom_size=(192, 256), rep_max_keypoints=150, hom_max_keypoints=300
@@ -471,6 +480,44 @@ def test_evaluate_superpoint_weights_and_onnx(tmp_path, tiny_dataset, monkeypatc
     for m in (pt, ox):
         assert m["nn_map"] is not None and 0 <= m["matching_score"] <= 1
         assert max(r["keypoints0"] for r in m["pair_results"]) <= 300
+
+
+def test_a_loaded_frontend_scores_like_evaluate(tmp_path, tiny_dataset):
+    """``evaluate_frontend`` (a front-end already loaded, as the benchmark matrix has one per
+    backend and precision) and ``evaluate_pair`` give ``superpoint evaluate``'s figures."""
+    torch = pytest.importorskip("torch")
+    from superpoint_ros.loader import load_frontend
+    from superpoint_ros.model.superpoint import ModelConfig, SuperPointNet
+    from superpoint_ros.model.weights import checkpoint_dict, save_checkpoint
+
+    torch.manual_seed(0)
+    weights = save_checkpoint(
+        tmp_path / "random.pt", checkpoint_dict(SuperPointNet(ModelConfig()))
+    )
+    p = SMALL.replace(targets=(2, 3))
+    seq_dir = tiny_dataset / "v_astro"
+    report = evaluate(seq_dir, [str(weights)], tmp_path / "r", protocol=p, backend="torch",
+                      cache_dir=None, progress=False, plots=False)  # fmt: skip
+    expected = report["methods"]["random"]
+    fe = load_frontend(weights, backend="torch", config=frontend_settings(p))
+    entry = evaluate_frontend(fe, seq_dir, p, name="loaded")
+    assert entry["method"] == "loaded" and entry["kind"] == "frontend"
+    assert entry["backend"] == "torch" and "protocol_deviations" not in entry
+    for key in ("homography_accuracy", "nn_map", "repeatability", "mle", "matching_score",
+                "splits", "sequences", "pair_results"):  # fmt: skip
+        assert entry[key] == expected[key], key
+    # one pair from the original images
+    seq = find_sequences(seq_dir)[0]
+    images = [read_image(seq.image(i), p.grayscale) for i in (1, 2)]
+    record = public_record(evaluate_pair(FrontendMethod("x", p, fe), *images,
+                                         seq.homography(2, 1), p))  # fmt: skip
+    first = {k: v for k, v in expected["pair_results"][0].items() if k in record}
+    assert first == {k: json_float(v) for k, v in record.items()}
+    # settings other than the protocol's are reported
+    fe8 = load_frontend(weights, backend="torch", config={**frontend_settings(p), "border": 8})
+    assert FrontendMethod("b", p, fe8).describe()["protocol_deviations"] == {
+        "border": {"protocol": 4, "file": 8}
+    }
 
 
 def test_sift_sanity_on_real_graffiti(shared_data, tmp_path):
