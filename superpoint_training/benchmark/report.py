@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import machine
-from .plot import PLOT_FILE, write_plot
+from .plot import PLOT_FILE, plot_unavailable_reason, write_plot
 
 EPS_KEYS = ("1", "3", "5")  # homography accuracy columns (the protocol's eps)
 
@@ -105,6 +105,8 @@ def render(metrics: dict[str, Any], plot: str | None) -> str:
     out += ["", results_table(rows), ""]
     if plot:
         out += [f"![{'Accuracy' if has_acc else 'Speed'} against FPS]({plot})", ""]
+    elif plot_unavailable_reason() and any(r["status"] == "ok" for r in rows):
+        out += [f"({plot_unavailable_reason()})", ""]
     for status, title in (("skipped", "Skipped"), ("failed", "Failed")):
         items = grouped(rows, status)
         if items:
