@@ -24,7 +24,8 @@ from superpoint_ros.errors import SuperPointError
 from .plan import Model
 from .variants import Variant
 
-INT8_TARGET = {"onnxruntime": "cpu", "tensorrt": "tensorrt"}  # backend -> quantize --target
+# backend -> superpoint quantize --target of its INT8 model
+INT8_TARGET = {"onnxruntime": "cpu", "openvino": "cpu", "tensorrt": "tensorrt"}
 SETTING_FLAGS = {  # front-end setting -> its export-onnx option
     "max_keypoints": "--max-keypoints",
     "nms_radius": "--nms-radius",

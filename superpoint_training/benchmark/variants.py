@@ -1,6 +1,7 @@
 """The variant table of the benchmark matrix: a name on the command line (``onnxruntime-int8``)
 -> the inference backend it runs on (a name of ``superpoint_ros.backends.BACKENDS``) and the
-precision of the graph it runs.
+precision of the graph it runs. A backend's variants exist where the backend is registered
+(installed or not: an uninstalled one's rows are skipped with its own reason).
 
 No heavy import: the table, the parsers of ``--backends`` and ``--sizes``, nothing else.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from superpoint_ros.backends import BACKENDS
 from superpoint_ros.errors import ConfigError
 from superpoint_ros.frontend.config import parse_size
 from superpoint_ros.registry import Registry
@@ -36,7 +38,7 @@ class Variant:
 
 
 VARIANTS: Registry[Variant] = Registry("benchmark variant")
-for _v in (
+TABLE = (
     Variant("torch", "torch", "fp32", "PyTorch front-end module (CUDA when present, else CPU)"),
     Variant("torch-fp16", "torch", "fp16", "PyTorch front-end module in half precision (CUDA)"),
     Variant("onnxruntime", "onnxruntime", "fp32", "exported front-end ONNX in ONNX Runtime"),
@@ -44,14 +46,21 @@ for _v in (
         "onnxruntime-int8", "onnxruntime", "int8",
         "ONNX Runtime on the static INT8 model of superpoint quantize --target cpu",
     ),
+    Variant("openvino", "openvino", "fp32", "exported front-end ONNX in OpenVINO (CPU)"),
+    Variant(
+        "openvino-int8", "openvino", "int8",
+        "OpenVINO on the static INT8 model of superpoint quantize --target cpu",
+    ),
     Variant("tensorrt", "tensorrt", "fp32", "TensorRT engine built from the exported ONNX"),
     Variant("tensorrt-fp16", "tensorrt", "fp16", "TensorRT engine in FP16"),
     Variant(
         "tensorrt-int8", "tensorrt", "int8",
         "TensorRT engine from the Q/DQ model of superpoint quantize --target tensorrt",
     ),
-):  # fmt: skip
-    VARIANTS.add(_v.name, _v)
+)  # fmt: skip
+for _v in TABLE:  # the variants of the backends this build registers
+    if _v.backend in BACKENDS:
+        VARIANTS.add(_v.name, _v)
 
 DEFAULT_VARIANTS = ("torch", "onnxruntime", "onnxruntime-int8", "tensorrt-fp16", "tensorrt-int8")
 DEFAULT_SIZES = "240x320,480x640"
