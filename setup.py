@@ -15,6 +15,7 @@ ROS_WHEELS = [  # ROS 2 from PyPI wheels, for machines where no ROS 2 is sourced
 ]
 TORCH = ["torch>=2.1"]
 ONNX = ["onnx>=1.15", "onnxruntime>=1.16", "onnxscript>=0.1"]
+OPENVINO = ["openvino>=2024.0"]  # the openvino backend: x86 CPUs, FP32 and INT8 .onnx
 TRAIN = TORCH + ONNX + [
     "kornia>=0.7",
     "h5py>=3.8",
@@ -46,10 +47,11 @@ setup(
     extras_require={
         "torch": TORCH,
         "onnx": ONNX,
+        "openvino": OPENVINO,
         "ros": ROS_WHEELS,
         "train": TRAIN,
         "tensorrt": ["tensorrt>=8.5", "onnx>=1.15"] + TORCH,  # onnx: build-engine reads the model
-        "dev": TRAIN + ROS_WHEELS + ["pytest>=7", "pytest-timeout>=2", "ruff>=0.4"],
+        "dev": TRAIN + ROS_WHEELS + OPENVINO + ["pytest>=7", "pytest-timeout>=2", "ruff>=0.4"],
     },
     zip_safe=False,
     entry_points={

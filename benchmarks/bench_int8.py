@@ -8,14 +8,15 @@ same images, and accuracy on the real sequences.
    round runs every image through every model in turn, so load changes hit all alike. Prints
    the median milliseconds of the whole front-end call (pre-processing, graph, unpadding) and
    of the graph alone, and the ratio FP32/INT8 from this one run. With ``--openvino`` (and the
-   ``openvino`` package importable) the same files run in OpenVINO's CPU runtime too, in the
-   same rounds.
+   ``openvino`` package importable) the same files run in the openvino backend too (OpenVINO's CPU
+   runtime, float layers in float32), in the same rounds.
 3. Accuracy (unless ``--no-accuracy``): ``superpoint evaluate`` (the console script beside this
    interpreter) of every model on ``--data``/hpatches and ``--data``/oxford_affine; prints
    homography accuracy at eps 1/3/5 and NN mAP, and the INT8 - FP32 differences.
 
     nice -n 10 .venv/bin/python benchmarks/bench_int8.py [--weights W] [--size 480x640]
         [--rounds 10] [--count 100] [--variants] [--openvino] [--no-accuracy] [--keep DIR]
+        [--int8 MODEL.int8.onnx]
 
 Never a test: timings depend on the machine and its load (the load average is printed).
 """
@@ -78,25 +79,6 @@ def quantize_variants(fp32: Path, folder: Path, calib: Path, count: int, size) -
     return out
 
 
-class OpenVinoGraph:
-    """The same .onnx compiled by OpenVINO for the CPU (latency hint), fed the same tensor."""
-
-    def __init__(self, path: Path, threads: int):
-        import openvino as ov
-
-        core = ov.Core()
-        config = {"PERFORMANCE_HINT": "LATENCY"}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
-        self.compiled = core.compile_model(str(path), "CPU", config)
-        self.request = self.compiled.create_infer_request()
-
-    def infer(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
-        self.request.infer({"image": tensor})
-        return {o.get_any_name(): self.request.get_tensor(o).data.copy()
-                for o in self.compiled.outputs}  # fmt: skip
-
-
 def agreement(ref: dict, out: dict) -> float:
     """Share of the reference's valid keypoints with one of ``out``'s within 1 pixel."""
     a = ref["keypoints"][ref["scores"] > 0]
@@ -113,9 +95,11 @@ def time_models(models: dict[str, Path], images, size, rounds, threads, openvino
         )  # fmt: skip
         for name, path in models.items()
     }
-    ov_graphs = (
-        {name: OpenVinoGraph(path, threads) for name, path in models.items()} if (openvino) else {}
-    )
+    # The openvino backend (float layers in float32, as every other backend runs them).
+    ov_graphs = {
+        name: load_frontend(path, backend="openvino", threads=threads).backend
+        for name, path in (models.items() if openvino else ())
+    }
     runners = [(name, "onnxruntime") for name in models] + [(n, "openvino") for n in ov_graphs]
     tensors = [_tensor(image, size) for image in images]
     # Agreement with FP32 (ONNX Runtime), outside the timed calls.
@@ -191,8 +175,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all)")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--variants", action="store_true", help="also time the alternatives")
+    parser.add_argument("--variant-count", type=int, default=8, help="their calibration photos")
     parser.add_argument("--openvino", action="store_true", help="also time OpenVINO's runtime")
     parser.add_argument("--no-accuracy", action="store_true")
+    parser.add_argument("--int8", type=Path, help="an INT8 .onnx made already (skip quantising)")
     parser.add_argument("--keep", type=Path, help="keep the models and reports in this folder")
     args = parser.parse_args()
     size = parse_size(args.size)
@@ -205,11 +191,14 @@ def main() -> None:
     t0 = time.perf_counter()
     fp32 = float_frontend(source, work)
     models = {"fp32": fp32}
-    models["int8"] = quantize_onnx(fp32, work / "int8.onnx", args.calib, "cpu", args.count, size)
+    models["int8"] = args.int8 or quantize_onnx(
+        fp32, work / "int8.onnx", args.calib, "cpu", args.count, size
+    )
     print(f"quantised (cpu target, {args.count} photos of {args.calib}) in "
           f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
     if args.variants:
-        models.update(quantize_variants(fp32, work, args.calib, args.count, size))
+        # Speed does not depend on the calibration set: the variants calibrate on fewer photos.
+        models.update(quantize_variants(fp32, work, args.calib, args.variant_count, size))
 
     files = sorted((args.data / "photos" / "kodak24").glob("*.png"))[: args.images]
     images = [read_image(f) for f in files]

@@ -64,10 +64,14 @@ def compare(ref, out):
 
 
 def available_backends():
-    return [n for n in ("onnxruntime", "tensorrt") if BACKENDS.get(n).unavailable_reason() is None]
+    return [
+        n
+        for n in ("onnxruntime", "openvino", "tensorrt")
+        if BACKENDS.get(n).unavailable_reason() is None
+    ]
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "tensorrt"])
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino", "tensorrt"])
 def test_backend_parity_with_torch(backend, peaky_weights, tmp_path):
     reason = get_backend_class(backend).unavailable_reason()
     if reason:
@@ -138,7 +142,7 @@ def test_auto_prefers_onnxruntime_without_tensorrt():
     assert resolve_backend("auto", "onnx").name == "onnxruntime"
     with pytest.raises(BackendUnavailable, match="no backend can run a TensorRT engine.*tensorrt"):
         resolve_backend("auto", "engine")
-    with pytest.raises(BackendUnavailable, match="valid: onnxruntime, tensorrt, torch"):
+    with pytest.raises(BackendUnavailable, match="valid: onnxruntime, openvino, tensorrt, torch"):
         resolve_backend("cuda", "torch")
     with pytest.raises(
         BackendUnavailable,
@@ -154,11 +158,12 @@ def test_auto_prefers_onnxruntime_without_tensorrt():
 
 def test_registry_declarations_drive_names_and_auto_order():
     """The names, their order and the choices come from each class's declarations."""
-    assert backend_names() == ["tensorrt", "onnxruntime", "torch"]  # auto_rank 10, 20, 30
-    assert backend_choices() == ("auto", "tensorrt", "onnxruntime", "torch")
+    assert backend_names() == ["tensorrt", "onnxruntime", "openvino", "torch"]  # 10, 20, 25, 30
+    assert backend_choices() == ("auto", "tensorrt", "onnxruntime", "openvino", "torch")
     assert {n: BACKENDS.get(n).sources for n in backend_names()} == {
         "tensorrt": ("onnx", "engine"),
         "onnxruntime": ("onnx",),
+        "openvino": ("onnx",),
         "torch": ("torch",),
     }
 

@@ -8,7 +8,12 @@ with an actionable message.
 
 from __future__ import annotations
 
-from . import onnxruntime_backend, tensorrt_backend, torch_backend  # noqa: F401 (registration)
+from . import (  # noqa: F401 (registration)
+    onnxruntime_backend,
+    openvino_backend,
+    tensorrt_backend,
+    torch_backend,
+)
 from .base import (
     PRECISIONS,
     SOURCE_KINDS,
