@@ -45,7 +45,7 @@ def check_ranks(conf: ExportConfig, world_size: int, local: int | None = None) -
             f"device={conf.device} pins one GPU, but each of the {world_size} export ranks uses "
             "cuda:LOCAL_RANK: use --device cuda (or auto); choose GPUs with CUDA_VISIBLE_DEVICES"
         )
-    cuda = conf.device == "cuda" or (conf.device == "auto" and torch.cuda.is_available())
+    cuda = distributed.wants_cuda(conf.device)
     if conf.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' asked for, but torch sees no CUDA device here")
     if local is not None and cuda and local > torch.cuda.device_count():
