@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # runs on one machine do not talk to each other.
 ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 90 + 10 )))
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test test-fast lint bench clean
 
 venv: $(STAMP)
 
@@ -24,8 +24,16 @@ DEMO_INPUT ?=
 demo: venv
 	ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) $(VENV)/bin/superpoint demo $(if $(DEMO_INPUT),--input "$(DEMO_INPUT)")
 
+# Two pytest processes: in one process the whole suite ended with a SIGSEGV of pytest itself
+# while spawning a console script in test_tensorrt_cli (every run, same test; each half passes;
+# cause not found yet: README "Tests and benchmarks").
 test: venv
-	ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) $(PY) -m pytest -q test
+	ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) $(PY) -m pytest -q test --ignore-glob='test/test_[t-z]*.py'
+	ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) $(PY) -m pytest -q test/test_[t-z]*.py
+
+# The inner loop: everything but the tests marked slow (processes, nodes, launch, training runs).
+test-fast: venv
+	ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) $(PY) -m pytest -q -m "not slow" test
 
 lint: venv
 	$(VENV)/bin/ruff check superpoint_ros superpoint_training test launch

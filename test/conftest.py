@@ -26,6 +26,24 @@ if ROS_PYTHON_SITE.is_dir() and importlib.util.find_spec("launch_ros") is None:
     sys.path.append(str(ROS_PYTHON_SITE))
 
 
+# Modules whose tests start processes (console scripts, torchrun), ROS nodes, launch files or
+# training runs: marked ``slow`` (``make test-fast`` skips them; ``make test`` runs everything).
+SLOW_MODULES = {
+    "test_backends", "test_bad_inputs", "test_bench_node", "test_benchmark_matrix",
+    "test_cli_common_flags", "test_cli_inference", "test_cli_main", "test_demo_node",
+    "test_distributed", "test_evaluation", "test_export_sharded", "test_gpu_check",
+    "test_image_io", "test_label_store", "test_launch", "test_node", "test_onnx_export_tensorrt",
+    "test_quantize", "test_ros_node_config", "test_tensorrt_cli", "test_training_magicpoint",
+    "test_training_superpoint", "test_training_workflow",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.stem in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` (or $SUPERPOINT_SHARED_DATA); skips the test where it is absent."""

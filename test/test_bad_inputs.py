@@ -139,7 +139,7 @@ ROWS: tuple[Row, ...] = (
         "evaluate needs --method"),
     Row("evaluate unknown protocol field",
         ("evaluate", "--dataset", "good", "--method", "sift", "-o", "report", "--set", "foo=1"),
-        1, "unknown protocol field 'foo'"),
+        1, "unknown config key 'foo'; valid keys: border"),
     Row("evaluate unknown method",
         ("evaluate", "--dataset", "good", "--method", "surf", "-o", "report"), 1, "surf"),
     Row("evaluate report onto a file",
