@@ -30,8 +30,8 @@ import torch
 from superpoint_ros.model.superpoint import ModelConfig, SuperPointNet
 from superpoint_training.config import load_config
 from superpoint_training.losses import get_loss
-from superpoint_training.training.superpoint import SuperPointTrainConfig, make_step_fn
 from superpoint_training.training.loop import StepContext
+from superpoint_training.training.superpoint import SuperPointTrainConfig, make_step_fn
 
 
 def shapes_batch(batch_size: int, size: tuple[int, int], seed: int = 0) -> dict:
