@@ -24,11 +24,13 @@ DEMO_INPUT ?=
 demo: venv
 	ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) $(VENV)/bin/superpoint demo $(if $(DEMO_INPUT),--input "$(DEMO_INPUT)")
 
-# Two pytest processes: in one process the whole suite ended with a SIGSEGV of pytest itself
-# while spawning a console script in test_tensorrt_cli (every run, same test; each half passes;
-# cause not found yet: README "Tests and benchmarks").
+# Three pytest processes: in one process the whole suite ended with a SIGSEGV of pytest itself
+# while spawning a console script in test_tensorrt_cli, and test_export_sharded's in-process
+# launches failed (gloo, h5py) after the modules before it; each group passes (cause not found
+# yet: README "Tests and benchmarks").
 test: venv
-	ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) $(PY) -m pytest -q test --ignore-glob='test/test_[t-z]*.py'
+	ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) $(PY) -m pytest -q test --ignore-glob='test/test_[t-z]*.py' --ignore=test/test_export_sharded.py
+	ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) $(PY) -m pytest -q test/test_export_sharded.py
 	ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) $(PY) -m pytest -q test/test_[t-z]*.py
 
 # The inner loop: everything but the tests marked slow (processes, nodes, launch, training runs).
