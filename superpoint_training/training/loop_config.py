@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from superpoint_ros.errors import ConfigError
 
-from .optim import LR_SCHEDULES, OPTIMIZERS
+LR_SCHEDULES = ("constant", "cosine", "step")  # implemented in optim.lr_factor
+OPTIMIZERS = ("adam", "adamw")  # built by optim.make_optimizer
 
 WORKER_STARTS = ("spawn", "forkserver", "fork")
 

@@ -4,18 +4,12 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 
 from superpoint_ros.errors import ConfigError
 
-if TYPE_CHECKING:
-    from .loop_config import TrainerConfig
-
-
-LR_SCHEDULES = ("constant", "cosine", "step")
-OPTIMIZERS = ("adam", "adamw")
+from .loop_config import LR_SCHEDULES, OPTIMIZERS, TrainerConfig
 
 
 def make_optimizer(params, conf: TrainerConfig) -> torch.optim.Optimizer:
