@@ -59,12 +59,18 @@ def data(tmp_path_factory):
         ModelConfig(backbone_args={"channels": [4, 4, 8, 8]}, head_channels=8, descriptor_dim=0)
     )
     save_checkpoint(root / "magicpoint.pt", checkpoint_dict(net))
+    assert export_in_process(export_args(root, root / "one.h5")) == 0
+    return root
+
+
+def export_in_process(args: list[str]) -> int:
+    """``superpoint`` in this process, its torch thread count restored after (the export sets 1
+    for the whole process)."""
     threads = torch.get_num_threads()
     try:
-        assert main(export_args(root, root / "one.h5")) == 0
+        return main(args)
     finally:
-        torch.set_num_threads(threads)  # the export set 1 for this whole process
-    return root
+        torch.set_num_threads(threads)
 
 
 def export_args(root: Path, labels: Path, *extra: str) -> list[str]:
@@ -220,11 +226,7 @@ def test_sigkilled_two_rank_export_resumes_with_three_ranks_or_one(data, tmp_pat
     parts_dir(out1).mkdir(parents=True)
     for p in copy.iterdir():
         shutil.copy2(p, parts_dir(out1) / p.name)
-    threads = torch.get_num_threads()
-    try:
-        assert main(export_args(data, out1)) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert export_in_process(export_args(data, out1)) == 0
     assert_same_store(data / "one.h5", out1)
     assert not parts_dir(out1).exists()
 
@@ -251,11 +253,7 @@ def test_sigterm_stops_every_rank_in_one_line_then_resumes(data, tmp_path):
     assert proc.returncode == 130, err[-2000:]
     assert err.strip().splitlines()[-1] == "superpoint export-labels: interrupted"
     assert 3 <= committed(parts) < 16 and not out.exists()
-    threads = torch.get_num_threads()
-    try:
-        assert main(export_args(data, out)) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert export_in_process(export_args(data, out)) == 0
     assert_same_store(data / "one.h5", out)
 
 
