@@ -145,6 +145,15 @@ ROWS: tuple[Row, ...] = (
     Row("evaluate report onto a file",
         ("evaluate", "--dataset", "good", "--method", "sift", "-o", "notes.txt"), 1,
         "it is a file, not a folder"),
+    # ---- deployment: quantize, build-engine, benchmark --matrix
+    Row("quantize missing model", ("quantize", "--onnx", "no.onnx", "--calib", "folder", "-o",
+        "m.onnx"), 1, "model not found: no.onnx"),
+    Row("build-engine missing onnx", ("build-engine", "--onnx", "no.onnx", "-o", "m.engine"), 1,
+        "ONNX file not found: no.onnx"),
+    Row("build-engine not an onnx", ("build-engine", "--onnx", "text.onnx", "-o", "m.engine"), 1,
+        "text.onnx is not a readable ONNX file"),
+    Row("benchmark matrix missing model", ("benchmark", "--matrix", "--models", "no.pt",
+        "--sizes", "240x320", "-o", "report"), 1, "--models: model file not found: no.pt"),
     # ---- bag
     Row("bag overwrite an ordinary file",
         ("bag", "hpatches", "good", "-o", "notes.txt", "--overwrite", "--no-progress"), 1,
