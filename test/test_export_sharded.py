@@ -135,6 +135,22 @@ def test_plan_counts_the_output_and_every_part_as_done(tmp_path):
         plan_shards(["a", "b"], out, IDENTITY, 2)
 
 
+def test_a_torn_part_is_set_aside_and_its_images_labelled_again(tmp_path):
+    out = tmp_path / "labels.h5"
+    LabelStoreWriter(part_path(out, 0), IDENTITY).append([rec("a", 1), rec("b", 2)])
+    torn = part_path(out, 1)
+    LabelStoreWriter(torn, IDENTITY).append([rec("c", 3)])
+    LabelStoreWriter(torn, IDENTITY).append([rec("d", 4)])
+    with open(torn, "r+b") as f:  # what a kill in the middle of HDF5's writes can leave
+        f.truncate(torn.stat().st_size // 2)
+    plan = plan_shards(["a", "b", "c", "d", "e"], out, IDENTITY, 2)
+    assert plan.torn == (str(torn) + ".torn",)
+    assert plan.done == 2 and plan.shards == (("c", "e"), ("d",))
+    assert not torn.exists() and Path(plan.torn[0]).is_file()  # kept for a look, not merged
+    assert [p.name for p in existing_parts(out)] == ["part-00000.h5"]
+    assert plan_shards(["a", "b", "c"], out, IDENTITY, 1).torn == ()  # set aside once
+
+
 def test_merge_takes_the_list_order_and_resumes(tmp_path):
     out = tmp_path / "labels.h5"
     LabelStoreWriter(part_path(out, 0), IDENTITY).append(

@@ -137,3 +137,34 @@ def test_killed_writer_resumes_without_duplicates(tmp_path):
     assert done.returncode == 0, done.stderr
     assert time.perf_counter() - start < 30
     check_store(path, range(40))
+
+
+# ---------------------------------------------------------------------------------------------
+# torn files: HDF5 is not crash-consistent, a kill during a commit can leave any of these
+
+
+def test_a_truncated_store_is_one_clear_error(tmp_path):
+    path = tmp_path / "labels.h5"
+    LabelStoreWriter(path, IDENTITY).append([record(i) for i in range(20)])
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    with pytest.raises(InputError, match="killed while .*export again"):
+        LabelStore(path)
+    with pytest.raises(InputError, match="killed while .*export again"):
+        LabelStoreWriter(path, IDENTITY)
+
+
+def test_verify_finds_committed_rows_that_are_not_there(tmp_path):
+    path = tmp_path / "labels.h5"
+    LabelStoreWriter(path, IDENTITY).append([record(i) for i in range(1, 4)])  # 1+2+3 points
+    with LabelStore(path) as store:
+        store.verify()  # intact
+    with h5py.File(path, "a") as f:  # the counts committed, the last rows never written
+        f["points"].resize(4, axis=0)
+        f["scores"].resize(4, axis=0)
+    with LabelStore(path) as store, pytest.raises(InputError, match="4 rows of the 6 committed"):
+        store.verify()
+    with h5py.File(path, "a") as f:  # an index that does not add up: image 2 starts at 2, not 3
+        f["offsets"][2] = 2
+    with LabelStore(path) as store, pytest.raises(InputError, match="does not add up"):
+        store.verify()

@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
 import time
 import zlib
@@ -227,6 +228,13 @@ def export_round(
     # sharded (module labels.shards): rank 0 plans, every rank labels its part, rank 0 merges
     plan = plan_shards(names, output, identity, info.world_size) if info.is_main else None
     plan = distributed.broadcast(plan)
+    if info.is_main:
+        for aside in plan.torn:
+            print(
+                f"warning: {aside.removesuffix('.torn')} was torn by a kill during a commit; "
+                f"set aside as {aside}, its images are labelled again",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
     mine = plan.shards[info.rank]
     labelled, elapsed = 0, 0.0
     if mine:

@@ -10,7 +10,10 @@ others and waits for the merge.
 Resuming, with any number of ranks: ``plan_shards`` counts an image as done when the output or
 *any* part (also parts of ranks that no longer exist) holds it, and shares the rest among the
 ranks now running, interleaved (``todo[r::W]``, so every rank gets the same number of images
-within one). Each image is labelled by exactly one rank and committed once; the merge takes
+within one). A part torn by a kill during one of its commits (``LabelStore.verify``) is set
+aside as ``part-RRRRR.h5.torn`` (``ShardPlan.torn``) and its images are labelled again: a part
+only holds one rank's progress. Each image is labelled by exactly one rank and committed once;
+the merge takes
 them in the order of the image list (then any other committed names, sorted), so the merged
 store equals, dataset by dataset, the store one process writes for the same images (which
 commits them in that order). A merge killed halfway resumes too: the output's writer skips the
@@ -29,11 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from superpoint_ros.errors import ConfigError
+from superpoint_ros.errors import ConfigError, InputError
 
 from .store import LabelStore, LabelStoreWriter
 
 PART_GLOB = "part-*.h5"
+TORN_SUFFIX = ".torn"
 
 
 def parts_dir(output: str | os.PathLike) -> Path:
@@ -56,11 +60,13 @@ def existing_parts(output: str | os.PathLike) -> list[Path]:
 @dataclass(frozen=True)
 class ShardPlan:
     """What rank 0 decided: ``shards[r]`` are rank ``r``'s images (in list order), ``done``
-    how many of the list were committed already (in the output or a part)."""
+    how many of the list were committed already (in the output or a part), ``torn`` the parts
+    it found torn and set aside (their new paths)."""
 
     shards: tuple[tuple[str, ...], ...]
     done: int
     total: int
+    torn: tuple[str, ...] = ()
 
     @property
     def todo(self) -> int:
@@ -77,6 +83,21 @@ def split(todo: Sequence[str], world_size: int) -> tuple[tuple[str, ...], ...]:
 
 def _same_identity(store: LabelStore, identity: Mapping[str, Any]) -> bool:
     return store.identity == json.loads(json.dumps(identity, sort_keys=True, default=str))
+
+
+def set_aside_torn_parts(output: str | os.PathLike) -> list[Path]:
+    """Rename every part of ``output`` that is torn (unreadable, or rows missing: see
+    ``LabelStore.verify``) to ``<part>.torn``, out of the resume's way; returns the new paths."""
+    torn = []
+    for path in existing_parts(output):
+        try:
+            with LabelStore(path) as store:
+                store.verify()
+        except InputError:
+            aside = path.with_name(path.name + TORN_SUFFIX)
+            os.replace(path, aside)
+            torn.append(aside)
+    return torn
 
 
 def committed_names(
@@ -102,11 +123,14 @@ def committed_names(
 def plan_shards(
     names: Sequence[str], output: str | os.PathLike, identity: Mapping[str, Any], world_size: int
 ) -> ShardPlan:
-    """Rank 0's plan (module doc): the images of ``names`` not committed anywhere yet, shared
-    among ``world_size`` ranks."""
+    """Rank 0's plan (module doc): torn parts set aside, then the images of ``names`` not
+    committed anywhere yet, shared among ``world_size`` ranks."""
+    torn = set_aside_torn_parts(output)
     done, _ = committed_names(output, identity)
     todo = [n for n in names if n not in done]
-    return ShardPlan(split(todo, world_size), len(names) - len(todo), len(names))
+    return ShardPlan(
+        split(todo, world_size), len(names) - len(todo), len(names), tuple(map(str, torn))
+    )
 
 
 def merge_parts(
