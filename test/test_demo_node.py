@@ -154,6 +154,33 @@ def test_a_busy_domain_ends_in_one_line(tmp_path, model):
 
 
 @pytest.mark.ros
+def test_a_busy_domain_found_late_still_stops_the_demo(tmp_path, first_run, model, monkeypatch):
+    """No time for discovery before the first look (discovery_s=0, as on a machine too loaded
+    for 1.5 s to do): the look once the node runs still finds the other demo."""
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    from superpoint_ros.errors import SuperPointError
+    from superpoint_training.demo.replay import ReplayConfig, replay
+
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(DOMAIN_ID))
+    out, _, _ = first_run
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=DOMAIN_ID)
+    node = rclpy.create_node("another_demo_player", context=context)
+    try:
+        node.create_publisher(Image, f"{NAMESPACE}/camera/image_raw", 1)
+        params = {"weights": str(model), "backend": "onnxruntime", "threads": 1,
+                  "max_keypoints": 200}  # fmt: skip
+        config = ReplayConfig(params=params, discovery_s=0.0)
+        with pytest.raises(SuperPointError, match=f"DDS domain {DOMAIN_ID} is busy"):
+            replay(out / "input_synthetic" / "bag", tmp_path, config, say=lambda _: None)
+    finally:
+        node.destroy_node()
+        context.try_shutdown()
+
+
+@pytest.mark.ros
 def test_a_node_that_cannot_start_ends_in_one_line(tmp_path):
     result = _demo("-o", str(tmp_path / "out"), "--frames", "3", "--size", "64x80",
                    "--weights", str(tmp_path / "missing.onnx"))  # fmt: skip

@@ -112,11 +112,12 @@ class Player:
             self.executor.spin_once(timeout_sec=0.05)
         return True
 
-    def check_domain_free(self) -> None:
-        """Raise when another demo already runs on this DDS domain."""
+    def check_domain_free(self, ours: tuple[str, ...] = ()) -> None:
+        """Raise when another demo already runs on this DDS domain (``ours``: names of our own
+        nodes in the namespace, once they run)."""
         others = [f"{ns.rstrip('/')}/{name}" for name, ns in
                   self.node.get_node_names_and_namespaces()
-                  if ns == self.namespace]  # fmt: skip
+                  if ns == self.namespace and name not in ours]  # fmt: skip
         if self.node.count_publishers(self.image_topic) > 1:  # ours, and another one
             others.append(f"a publisher on {self.image_topic}")
         if others:
@@ -196,6 +197,8 @@ def _run(player: Player, messages, warmup, frames, run_dir: Path, config: Replay
                 "LOCALHOST make demo"
             )
         player.spin_for(0.5)  # let both ends of every topic match
+        # again, seconds later: on a loaded machine discovery can outlast discovery_s
+        player.check_domain_free(ours=(NODE_NAME,))
         features = player.answered[player.features_topic]
         end = time.monotonic() + config.answer_timeout
         while WARMUP_STAMP not in features:  # the warm-up frame: first inference at this size
