@@ -191,15 +191,19 @@ def test_renamed_keys_load_with_one_warning_line(tmp_path, caplog, fresh_warning
     assert "thresh" not in valid_keys(RenamedOuter) and "eval.distance" in valid_keys(RenamedOuter)
 
 
-def test_committed_configs_and_old_checkpoints_load_and_resume(caplog, fresh_warnings):
+def test_committed_configs_and_old_checkpoints_load_and_resume(caplog, fresh_warnings, tmp_path):
     """The eval keys renamed to the evaluation protocol's names (distance_thresh ->
     correct_distance, homography_eps -> eps) still load from the resolved config of a run made
-    before (training/superpoint_demo/config.yaml, what its checkpoints store), and resuming such
-    a run is not refused."""
-    path = REPO / "training" / "superpoint_demo" / "config.yaml"
-    saved = yaml.safe_load(path.read_text())
+    before the rename (what its checkpoints store: the committed run's config with the old
+    names, as the step-4 run of 47,576 steps saved it), and resuming such a run is not
+    refused."""
+    saved = yaml.safe_load((REPO / "training" / "superpoint_demo" / "config.yaml").read_text())
     saved.pop("run", None)
-    assert "distance_thresh" in saved["eval"] and "homography_eps" in saved["eval"]
+    saved["eval"]["distance_thresh"] = saved["eval"].pop("correct_distance")
+    saved["eval"]["homography_eps"] = saved["eval"].pop("eps")
+    assert (saved["eval"]["distance_thresh"], saved["eval"]["homography_eps"]) == (3.0, [1, 3, 5])
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(saved))
     with caplog.at_level(logging.WARNING, logger="superpoint_training.config"):
         conf = load_config(SuperPointTrainConfig, path)
     assert (conf.eval.correct_distance, conf.eval.eps) == (3.0, (1.0, 3.0, 5.0))
