@@ -59,7 +59,14 @@ from .homographic_adaptation import (
     adapt_and_select,
     sample_adaptation_homographies,
 )
-from .shards import existing_parts, merge_parts, part_path, plan_shards, remove_parts
+from .shards import (
+    TORN_SUFFIX,
+    existing_parts,
+    merge_parts,
+    part_path,
+    plan_shards,
+    remove_parts,
+)
 from .store import LabelStore, LabelStoreWriter, summarize
 
 log = logging.getLogger(__name__)
@@ -231,7 +238,7 @@ def export_round(
     if info.is_main:
         for aside in plan.torn:
             print(
-                f"warning: {aside.removesuffix('.torn')} was torn by a kill during a commit; "
+                f"warning: {aside.removesuffix(TORN_SUFFIX)} was torn by a kill during a commit; "
                 f"set aside as {aside}, its images are labelled again",
                 file=sys.stderr, flush=True,
             )  # fmt: skip
