@@ -142,7 +142,9 @@ def test_a_busy_domain_ends_in_one_line(tmp_path, model):
     try:
         node.create_publisher(Image, f"{NAMESPACE}/camera/image_raw", 1)
         time.sleep(0.5)
-        result = _demo("-o", str(tmp_path / "out"), "--frames", "3", "--size", "64x80",
+        # 40 frames at 10 Hz: a replay longer than Fast DDS's 3 s announcement period, so a
+        # discovery missed at the start is made before the demo's last look
+        result = _demo("-o", str(tmp_path / "out"), "--frames", "40", "--size", "64x80",
                        "--weights", str(model), "-p", "max_keypoints:=200")  # fmt: skip
     finally:
         node.destroy_node()
@@ -156,7 +158,8 @@ def test_a_busy_domain_ends_in_one_line(tmp_path, model):
 @pytest.mark.ros
 def test_a_busy_domain_found_late_still_stops_the_demo(tmp_path, first_run, model, monkeypatch):
     """No time for discovery before the first look (discovery_s=0, as on a machine too loaded
-    for 1.5 s to do): the look once the node runs still finds the other demo."""
+    for 1.5 s to do): a later look (once the node runs, after the replay) still finds the
+    other demo."""
     import rclpy
     from sensor_msgs.msg import Image
 

@@ -233,6 +233,9 @@ def _run(player: Player, messages, warmup, frames, run_dir: Path, config: Replay
             )
         if config.params.get("match_mode") != "off":
             player.spin_until(lambda: last in matches, 2.0)
+        # and after the replay: another demo found this late still fed our node its frames.
+        # Fast DDS announces participants every 3 s, so a missed first exchange shows up here
+        player.check_domain_free(ours=(NODE_NAME,))
     finally:
         exit_code = proc.stop()
     node_line = next((ln.split("]: ", 1)[-1] for ln in log.read_text(errors="replace")
